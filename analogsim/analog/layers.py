@@ -1,0 +1,223 @@
+"""``AnalogLinear`` and ``AnalogConv2d``: torch modules whose matmuls run on ``AnalogTile``s.
+
+Each layer keeps a host copy of the weights (``weight``: what the optimizer updates, the
+*requested* weights) and, on a non-ideal profile, an ``AnalogTile`` holding the *realised*
+conductances: every forward reads the tile (noisy, drifted, through DAC/ADC). ``program()``
+writes the host weights to the tile through the profile's update model. On the ``ideal``
+profile there is no tile and the layer is exactly its digital counterpart.
+
+What a chip exposes is recorded for learning rules (``record``/``trace``): the inputs fed to
+the crossbar (after decorrelation) and the measured pre-activations (after ADC, plus bias).
+A rule may also ``inject`` its own perturbation into the pre-activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from analogsim.analog.tile import AnalogTile
+from analogsim.clock import SimClock
+from analogsim.config.profile import DeviceProfile, load_profile
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What one forward pass through a layer exposed.
+
+    inputs: (B, L, K) crossbar inputs after decorrelation (L = 1 for linear, patches for conv).
+    pre:    (B, L, O) measured pre-activations (post-ADC, bias added, injection included).
+    """
+
+    inputs: Tensor
+    pre: Tensor
+
+
+class Decorrelator(nn.Module):
+    """x* = R x on the layer's crossbar inputs; R (K, K) starts at the identity (digital)."""
+
+    def __init__(self, k: int, device: torch.device | str | None = None) -> None:
+        super().__init__()
+        self.register_buffer("R", torch.eye(k, device=device))
+
+    def forward(self, x: Tensor) -> Tensor:  # (N, K) → (N, K)
+        return x @ self.R.t()
+
+
+class _AnalogMVM(torch.autograd.Function):
+    """Analog forward; straight-through backward through the tile's mean weights."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, tile: AnalogTile) -> Tensor:  # type: ignore[override]
+        ctx.tile = tile
+        ctx.save_for_backward(x)
+        return tile.mvm(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        gx = grad @ ctx.tile.effective_weight() if ctx.needs_input_grad[0] else None
+        gw = grad.t() @ x if ctx.needs_input_grad[1] else None
+        return gx, gw, None
+
+
+class AnalogLayer(nn.Module):
+    """Shared machinery of analog layers: host weights, tile, programming, trace, injection."""
+
+    weight: nn.Parameter
+    bias: nn.Parameter | None
+
+    def _setup(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
+               clock: SimClock | None, generator: torch.Generator | None) -> None:
+        self.profile = load_profile(profile)
+        self.clock = clock if clock is not None else SimClock()
+        self.weight = nn.Parameter(weight.detach().clone().float())
+        self.bias = nn.Parameter(bias.detach().clone().float()) if bias is not None else None
+        self.decorrelator: Decorrelator | None = None
+        self.record = False
+        self.trace: Trace | None = None
+        self.inject: Tensor | None = None  # (B, L, O), added to the pre-activations once
+        self.tile: AnalogTile | None = None
+        if not self.profile.is_ideal:
+            dev = self.weight.device
+            gen = generator if generator is not None else torch.Generator(dev).manual_seed(0)
+            self.tile = AnalogTile(self.weight.shape[0], self._matrix().shape[1], self.profile,
+                                   self.clock, gen, dev)
+            self.tile.program(self._matrix(), noisy=True)
+        self.register_buffer("_programmed", self._matrix().detach().clone(), persistent=False)
+
+    def _matrix(self) -> Tensor:
+        """Host weights as the crossbar's (out, K) matrix."""
+        return self.weight.reshape(self.weight.shape[0], -1)
+
+    @property
+    def hardware(self) -> bool:
+        """True when the layer runs on a noisy device (no clean pass exists)."""
+        return self.tile is not None
+
+    def program(self) -> None:
+        """Write the host weights to the device through the profile's update model.
+
+        ideal: exact write; noisy_write: re-program with programming noise; pulsed: apply the
+        requested increment since the last write as pulses. The realised weights are what the
+        next forward reads.
+        """
+        target = self._matrix().detach()
+        if self.tile is not None:
+            kind = self.profile.update.kind
+            if kind == "pulsed":
+                self.tile.apply_increment(target - self._programmed)
+            else:
+                self.tile.program(target, noisy=(kind == "noisy_write"))
+        self._programmed.copy_(target)
+
+    def _mvm(self, x: Tensor) -> Tensor:
+        """(N, K) → (N, O) through the crossbar (or digitally on the ideal profile)."""
+        w = self._matrix()
+        if self.tile is None:
+            return F.linear(x, w)
+        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
+            return _AnalogMVM.apply(x, w, self.tile)
+        return self.tile.mvm(x)
+
+    def _expose(self, x: Tensor, b: int) -> Tensor:
+        """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace."""
+        if self.decorrelator is not None:
+            x = self.decorrelator(x)
+        a = self._mvm(x)
+        if self.bias is not None:
+            a = a + self.bias
+        if self.inject is not None:
+            a = a + self.inject.reshape(a.shape)
+        if self.record:
+            self.trace = Trace(x.reshape(b, -1, x.shape[-1]), a.reshape(b, -1, a.shape[-1]))
+        return a
+
+
+class AnalogLinear(AnalogLayer):
+    """y = W x + b on a crossbar. Input (B, in) → (B, out)."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
+                 clock: SimClock | None = None, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self._setup(weight, bias, profile, clock, generator)
+
+    @classmethod
+    def from_digital(cls, module: nn.Linear, profile: DeviceProfile | str,
+                     clock: SimClock | None = None,
+                     generator: torch.Generator | None = None) -> AnalogLinear:
+        """Program a digital ``nn.Linear``'s weights onto the device."""
+        return cls(module.weight, module.bias, profile, clock, generator)
+
+    def to_digital(self) -> nn.Linear:
+        """A digital ``nn.Linear`` with the host weights (the requested, not realised ones)."""
+        lin = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(self.weight)
+            if self.bias is not None:
+                lin.bias.copy_(self.bias)
+        return lin.to(self.weight.device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._expose(x, x.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, profile={self.profile.name}"
+
+
+class AnalogConv2d(AnalogLayer):
+    """2-D convolution as crossbar MVMs on unfolded patches. (B, C, H, W) → (B, O, H', W')."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
+                 clock: SimClock | None = None, generator: torch.Generator | None = None,
+                 stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
+                 dilation: int | tuple[int, int] = 1) -> None:
+        super().__init__()
+        self.out_channels, self.in_channels = weight.shape[0], weight.shape[1]
+        self.kernel_size = tuple(weight.shape[2:])
+        self.stride = nn.modules.utils._pair(stride)
+        self.padding = nn.modules.utils._pair(padding)
+        self.dilation = nn.modules.utils._pair(dilation)
+        self._setup(weight, bias, profile, clock, generator)
+
+    @classmethod
+    def from_digital(cls, module: nn.Conv2d, profile: DeviceProfile | str,
+                     clock: SimClock | None = None,
+                     generator: torch.Generator | None = None) -> AnalogConv2d:
+        """Program a digital ``nn.Conv2d`` (groups=1, zero padding) onto the device."""
+        if module.groups != 1 or module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise ValueError("AnalogConv2d supports groups=1, numeric zero padding only")
+        return cls(module.weight, module.bias, profile, clock, generator,
+                   module.stride, module.padding, module.dilation)  # type: ignore[arg-type]
+
+    def to_digital(self) -> nn.Conv2d:
+        """A digital ``nn.Conv2d`` with the host weights."""
+        conv = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,  # type: ignore[arg-type]
+                         self.stride, self.padding, self.dilation, bias=self.bias is not None)
+        with torch.no_grad():
+            conv.weight.copy_(self.weight)
+            if self.bias is not None:
+                conv.bias.copy_(self.bias)
+        return conv.to(self.weight.device)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, _, h, w = x.shape
+        k, s, p, d = self.kernel_size, self.stride, self.padding, self.dilation
+        ho = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+        wo = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+        patches = F.unfold(x, k, dilation=d, padding=p, stride=s)  # (B, K, L)
+        a = self._expose(patches.transpose(1, 2).reshape(b * ho * wo, -1), b)  # (B·L, O)
+        return a.reshape(b, ho * wo, -1).transpose(1, 2).reshape(b, -1, ho, wo)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, profile={self.profile.name}")
+
+
+def analog_layers(model: nn.Module) -> list[AnalogLayer]:
+    """The analog layers of ``model`` in registration (= forward, for sequential nets) order."""
+    return [m for m in model.modules() if isinstance(m, AnalogLayer)]

@@ -1,0 +1,89 @@
+"""Command line: ``analogsim run | plot | align | devices | data``.
+
+Every user error is one line on stderr and exit code 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from analogsim.errors import AnalogsimError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from analogsim.config.profile import DeviceProfile, load_profile, shipped_profiles
+
+    if args.devices_cmd == "list":
+        for name in shipped_profiles():
+            p = load_profile(name)
+            first = p.description.strip().split(". ")[0].replace("\n", " ")
+            print(f"{name:<15} {first}")
+        return 0
+    if args.devices_cmd == "show":
+        p = load_profile(args.name)
+        print(yaml.safe_dump(p.model_dump(), sort_keys=False), end="")
+        return 0
+    failed = 0
+    for f in args.files:
+        try:
+            p: DeviceProfile = load_profile(f)
+        except AnalogsimError as err:
+            print(err, file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{f}: ok ({p.name})")
+    return 2 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="analogsim", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("devices", help="list, show and validate device profiles")
+    dsub = dev.add_subparsers(dest="devices_cmd", required=True)
+    dsub.add_parser("list", help="shipped profiles")
+    show = dsub.add_parser("show", help="print a profile with every default filled in")
+    show.add_argument("name", help="shipped profile name or YAML path")
+    val = dsub.add_parser("validate", help="validate profile files")
+    val.add_argument("files", nargs="+")
+    dev.set_defaults(handler=_devices)
+
+    for register in _registrations():
+        register(sub)
+    return parser
+
+
+def _registrations() -> list[Callable[[argparse._SubParsersAction], None]]:
+    """Sub-commands defined next to what they drive (each module's ``register``)."""
+    regs = []
+    for mod in ("analogsim.data.cli", "analogsim.runner.cli", "analogsim.rules.cli"):
+        try:
+            module = __import__(mod, fromlist=["register"])
+        except ModuleNotFoundError as err:
+            if err.name != mod:
+                raise
+            continue
+        regs.append(module.register)
+    return regs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except AnalogsimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
