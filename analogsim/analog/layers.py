@@ -59,7 +59,7 @@ class _AnalogMVM(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        gx = grad @ ctx.tile.effective_weight() if ctx.needs_input_grad[0] else None
+        gx = grad @ ctx.tile._effective_weight() if ctx.needs_input_grad[0] else None
         gw = grad.t() @ x if ctx.needs_input_grad[1] else None
         return gx, gw, None
 
@@ -80,13 +80,13 @@ class AnalogLayer(nn.Module):
         self.record = False
         self.trace: Trace | None = None
         self.inject: Tensor | None = None  # (B, L, O), added to the pre-activations once
-        self.tile: AnalogTile | None = None
+        self._tile: AnalogTile | None = None
         if not self.profile.is_ideal:
             dev = self.weight.device
             gen = generator if generator is not None else torch.Generator(dev).manual_seed(0)
-            self.tile = AnalogTile(self.weight.shape[0], self._matrix().shape[1], self.profile,
+            self._tile = AnalogTile(self.weight.shape[0], self._matrix().shape[1], self.profile,
                                    self.clock, gen, dev)
-            self.tile.program(self._matrix(), noisy=True)
+            self._tile.program(self._matrix(), noisy=True)
         self.register_buffer("_programmed", self._matrix().detach().clone(), persistent=False)
 
     def _matrix(self) -> Tensor:
@@ -96,7 +96,7 @@ class AnalogLayer(nn.Module):
     @property
     def hardware(self) -> bool:
         """True when the layer runs on a noisy device (no clean pass exists)."""
-        return self.tile is not None
+        return self._tile is not None
 
     def program(self) -> None:
         """Write the host weights to the device through the profile's update model.
@@ -106,22 +106,22 @@ class AnalogLayer(nn.Module):
         next forward reads.
         """
         target = self._matrix().detach()
-        if self.tile is not None:
+        if self._tile is not None:
             kind = self.profile.update.kind
             if kind == "pulsed":
-                self.tile.apply_increment(target - self._programmed)
+                self._tile.apply_increment(target - self._programmed)
             else:
-                self.tile.program(target, noisy=(kind == "noisy_write"))
+                self._tile.program(target, noisy=(kind == "noisy_write"))
         self._programmed.copy_(target)
 
     def _mvm(self, x: Tensor) -> Tensor:
         """(N, K) → (N, O) through the crossbar (or digitally on the ideal profile)."""
         w = self._matrix()
-        if self.tile is None:
+        if self._tile is None:
             return F.linear(x, w)
         if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
-            return _AnalogMVM.apply(x, w, self.tile)
-        return self.tile.mvm(x)
+            return _AnalogMVM.apply(x, w, self._tile)
+        return self._tile.mvm(x)
 
     def _expose(self, x: Tensor, b: int) -> Tensor:
         """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace."""

@@ -221,7 +221,7 @@ class AnalogTile:
         self._cache_key, self._cache = key, (w_n, var)
         return w_n, var
 
-    def effective_weight(self) -> Tensor:
+    def _effective_weight(self) -> Tensor:
         """Mean (noise-free expectation) weights the chip computes with now, (out, in).
 
         Used by the straight-through backward of hardware-aware BP; not a pass: no input and
@@ -235,38 +235,53 @@ class AnalogTile:
 
         DAC (per-sample, per-tile absmax scaling, bits, clipping) → crossbar read with fresh
         per-sample read noise → additive output noise → ADC (bits, saturation) per tile →
-        digital rescale and sum over input tiles.
+        digital rescale and sum over input tiles. Quantizer steps are folded into the integer
+        codes so every element-wise stage is one or two in-place ops.
         """
         p, gr = self.profile, self.grid
         n = x.shape[0]
         xp = torch.nn.functional.pad(x, (0, gr.in_padded - gr.in_features))
         xc = xp.reshape(n, gr.n_col, gr.ci).transpose(0, 1)  # (C, N, ci)
-        if p.dac.scaling == "absmax":
-            s = xc.abs().amax(dim=2, keepdim=True).clamp_min(1e-30) / p.dac.input_bound  # (C,N,1)
-            xc = xc / s
+        # DAC: x = s·u with u in DAC units (integer codes when quantized).
+        # x_n (normalized, within ±input_bound) = u·unit; u are integer codes when quantized.
+        unit = 1.0
+        if p.dac.bits is not None:
+            unit = p.dac.input_bound / 2 ** (p.dac.bits - 1)
+        if p.dac.scaling == "absmax":  # x_n = x·bound/max|x|, so x = u·s
+            s = xc.abs().amax(dim=2, keepdim=True).clamp_min_(1e-30) * (unit / p.dac.input_bound)
+            u = xc / s
         else:
             s = None
+            u = xc / unit
         if p.dac.bits is not None:
-            xc = physics.quantize(xc, p.dac.bits, p.dac.input_bound)
+            half = 2 ** (p.dac.bits - 1)
+            u = u.round_().clamp_(-half, half - 1)
+        elif p.dac.scaling == "none":
+            u = u.clamp(-p.dac.input_bound, p.dac.input_bound)
         w_n, var = self._read_model()
-        y = torch.bmm(xc, w_n)  # (C, N, out_p)
-        sigma2: Tensor | float | None = None
+        y = torch.bmm(u, w_n)  # (C, N, out_p), in units of `unit`
+        out_var = (p.adc.noise_std / unit) ** 2
         if var is not None:
-            sigma2 = torch.bmm((xc * xc).to(var.dtype), var).to(y.dtype)
-            if p.adc.noise_std > 0:
-                sigma2 = sigma2 + p.adc.noise_std**2
-        elif p.adc.noise_std > 0:
-            sigma2 = p.adc.noise_std**2
-        if sigma2 is not None:
-            xi = torch.randn(y.shape, generator=self.generator, device=y.device, dtype=y.dtype)
-            y = y + xi * (sigma2.sqrt() if isinstance(sigma2, Tensor) else math.sqrt(sigma2))
+            sig = torch.bmm((u * u).to(var.dtype), var).to(y.dtype)
+            if out_var > 0:
+                sig.add_(out_var)
+            sig.sqrt_()
+            y.addcmul_(torch.randn(y.shape, generator=self.generator, device=y.device,
+                                   dtype=y.dtype), sig)
+        elif out_var > 0:
+            y.add_(torch.randn(y.shape, generator=self.generator, device=y.device,
+                               dtype=y.dtype), alpha=out_var**0.5)
+        out_unit = unit
         if p.adc.bits is not None:
-            y = physics.quantize(y, p.adc.bits, p.adc.output_bound)  # type: ignore[arg-type]
+            half = 2 ** (p.adc.bits - 1)
+            out_unit = p.adc.output_bound / half  # type: ignore[operator]
+            y.mul_(unit / out_unit).round_().clamp_(-half, half - 1)
         elif p.adc.output_bound is not None:
-            y = y.clamp(-p.adc.output_bound, p.adc.output_bound)
-        y = y * self._scale
+            y.clamp_(-p.adc.output_bound / unit, p.adc.output_bound / unit)
+
+        y.mul_(self._scale * out_unit)  # y_n·scale: weight units (for x_n inputs)
         if s is not None:
-            y = y * s
+            y.mul_(s / unit)  # back from x_n to x
         return y.sum(dim=0)[:, : gr.out_features]
 
     @property

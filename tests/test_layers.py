@@ -1,0 +1,147 @@
+"""Analog layers: digital equivalence on the ideal profile, opacity, update models, devices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import analogsim
+from analogsim.analog import AnalogLayer, analog_layers
+from analogsim.config.profile import DeviceProfile
+
+from nets import make_mlp
+
+HARDWARE = ["pcm", "rram", "low_precision", "noisy_nodes"]
+
+
+def convnet(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 2), nn.LeakyReLU(0.01), nn.Conv2d(16, 32, 3, 2),
+                         nn.LeakyReLU(0.01), nn.Conv2d(32, 64, 3, 1, padding=1),
+                         nn.LeakyReLU(0.01), nn.Flatten(), nn.Linear(64 * 7 * 7, 100))
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((a - b).norm() / b.norm()).detach())
+
+
+def test_ideal_profile_is_the_digital_network(device: torch.device) -> None:
+    mlp = make_mlp([64, 256, 256, 10]).to(device)
+    x = torch.rand(50, 64, device=device)
+    a_mlp = analogsim.analogize(mlp, "ideal")
+    cnn = convnet().to(device)
+    xi = torch.rand(8, 3, 32, 32, device=device)
+    a_cnn = analogsim.analogize(cnn, "ideal")
+    with torch.no_grad():
+        assert rel_err(a_mlp(x), mlp(x)) <= 1e-5
+        assert rel_err(a_cnn(xi), cnn(xi)) <= 1e-5
+    assert len(analog_layers(a_cnn)) == 4
+    assert isinstance(a_cnn[0].to_digital(), nn.Conv2d)
+
+
+def test_hardware_profiles_run_on_device_and_are_close(device: torch.device) -> None:
+    mlp = make_mlp([64, 256, 10]).to(device)
+    x = torch.rand(100, 64, device=device)
+    for name in HARDWARE:
+        gen = torch.Generator(device).manual_seed(0)
+        net = analogsim.analogize(mlp, name, generator=gen)
+        with torch.no_grad():
+            y = net(x)
+        assert y.device.type == device.type and y.dtype == torch.float32
+        assert rel_err(y, mlp(x)) < 0.6, name  # a perturbed, not a broken, network
+
+
+@pytest.mark.parametrize("name", HARDWARE)
+def test_no_two_passes_agree_on_hardware(name: str) -> None:
+    net = analogsim.analogize(make_mlp([64, 128, 10]), name)
+    x = torch.rand(20, 64)
+    net.eval()
+    with torch.no_grad():
+        assert not torch.equal(net(x), net(x))
+    assert all(layer.hardware for layer in analog_layers(net))
+
+
+def test_public_surface_offers_no_clean_pass() -> None:
+    layer = analog_layers(analogsim.analogize(make_mlp([8, 4]), "pcm"))[0]
+    public = {n for n in dir(layer) if not n.startswith("_")} - set(dir(nn.Module))
+    assert public <= {"weight", "bias", "profile", "clock", "decorrelator", "record", "trace",
+                      "inject", "hardware", "program", "from_digital", "to_digital",
+                      "in_features", "out_features", "training"}, public
+
+
+def test_ideal_profile_passes_agree() -> None:
+    net = analogsim.analogize(make_mlp([16, 8, 4]), "ideal")
+    x = torch.rand(5, 16)
+    with torch.no_grad():
+        assert torch.equal(net(x), net(x))
+    assert not any(layer.hardware for layer in analog_layers(net))
+
+
+def _exact_reader(update: dict, programming: bool) -> DeviceProfile:
+    sec = {"update": update}
+    if programming:
+        sec["programming"] = {"sigma_poly_uS": [0.5]}
+    return DeviceProfile.model_validate({"name": "t", "source": "test", **sec})
+
+
+def _realised(layer: AnalogLayer) -> torch.Tensor:
+    with torch.no_grad():
+        return (layer(torch.eye(layer.in_features)) - layer.bias).t()
+
+
+def test_update_models_reach_the_device() -> None:
+    w = torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
+    for kind, noisy in (("ideal", False), ("noisy_write", True)):
+        layer = analogsim.AnalogLinear(w, torch.zeros(16), _exact_reader({"kind": kind}, True))
+        with torch.no_grad():
+            layer.weight.add_(0.1)
+        layer.program()
+        err = (_realised(layer) - (w + 0.1)).abs().max()
+        assert (err > 1e-3) if noisy else (err < 1e-5), kind
+    # pulsed: a requested increment arrives quantized in steps, realised ≠ requested
+    layer = analogsim.AnalogLinear(w, torch.zeros(16), _exact_reader(
+        {"kind": "pulsed", "dw_min_ctoc": 0.0, "dw_min_dtod": 0.0, "up_down_dtod": 0.0,
+         "soft_bounds": False, "bounds_dtod": 0.0, "dw_min": 0.01}, False))
+    before = _realised(layer)
+    scale = w.abs().max() / 0.6  # init_fill
+    with torch.no_grad():
+        layer.weight.add_(0.034 * scale)  # 3.4 steps → 3 pulses
+    layer.program()
+    assert torch.allclose(_realised(layer) - before, torch.full_like(w, 0.03 * scale),
+                          atol=1e-5)
+
+
+def test_on_device_optimizer_programs_after_step() -> None:
+    net = analogsim.analogize(make_mlp([4, 3]), _exact_reader({"kind": "ideal"}, False))
+    opt = analogsim.on_device(torch.optim.SGD(net.parameters(), lr=1.0), net)
+    layer = analog_layers(net)[0]
+    target = layer.weight.detach() - 0.5
+    layer.weight.grad = torch.full_like(layer.weight, 0.5)
+    opt.step()
+    assert torch.allclose(_realised(layer), target, atol=1e-6)
+
+
+def test_bp_gradients_flow_through_hardware() -> None:
+    net = analogsim.analogize(make_mlp([16, 8, 4]), "pcm")
+    x = torch.rand(10, 16, requires_grad=True)
+    net(x).pow(2).sum().backward()
+    for layer in analog_layers(net):
+        assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
+        assert layer.weight.grad.abs().sum() > 0
+    assert x.grad is not None
+
+
+def test_clock_stamps_programming_and_runs_processes() -> None:
+    clock = analogsim.SimClock()
+    seen = []
+
+    def proc():
+        yield clock.timeout(5)
+        seen.append(clock.now)
+
+    clock.process(proc())
+    clock.advance(10)
+    assert seen == [5.0] and clock.now == 10.0
+    with pytest.raises(ValueError):
+        clock.advance(-1)
