@@ -1,0 +1,55 @@
+"""The paper's networks: leaky-ReLU MLPs and the small convnet, He-normal init, zero bias."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _init(module: nn.Linear | nn.Conv2d, slope: float, generator: torch.Generator) -> None:
+    fan_in = module.weight[0].numel()
+    std = math.sqrt(2.0 / ((1 + slope**2) * fan_in))
+    with torch.no_grad():
+        module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * std)
+        if module.bias is not None:
+            module.bias.zero_()
+
+
+def mlp(sizes: list[int], slope: float = 0.01, seed: int = 0) -> nn.Sequential:
+    """Fully connected net: sizes = [in, hidden…, out]; leaky ReLU on all but the output."""
+    if len(sizes) < 2 or any(s < 1 for s in sizes):
+        raise ValueError("an MLP needs at least [in, out] sizes, all ≥ 1")
+    g = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        lin = nn.Linear(a, b)
+        _init(lin, slope, g)
+        layers.append(lin)
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(slope))
+    return nn.Sequential(*layers)
+
+
+def convnet(in_shape: tuple[int, int, int], n_out: int, slope: float = 0.01,
+            seed: int = 0) -> nn.Sequential:
+    """The paper's convnet (its Table 1): conv 3×3×16 stride 2, conv 3×3×32 stride 2,
+    conv 3×3×64 stride 1, FC 1024, FC n_out; leaky ReLU after all but the output."""
+    c, h, w = in_shape
+    g = torch.Generator().manual_seed(seed)
+    convs = [nn.Conv2d(c, 16, 3, 2), nn.Conv2d(16, 32, 3, 2), nn.Conv2d(32, 64, 3, 1)]
+    for _ in range(2):
+        h, w = (h - 3) // 2 + 1, (w - 3) // 2 + 1
+    h, w = h - 2, w - 2
+    if h < 1 or w < 1:
+        raise ValueError(f"input {in_shape} is too small for the convnet")
+    fc = [nn.Linear(64 * h * w, 1024), nn.Linear(1024, n_out)]
+    layers: list[nn.Module] = []
+    for conv in convs:
+        _init(conv, slope, g)
+        layers += [conv, nn.LeakyReLU(slope)]
+    _init(fc[0], slope, g)
+    _init(fc[1], slope, g)
+    layers += [nn.Flatten(), fc[0], nn.LeakyReLU(slope), fc[1]]
+    return nn.Sequential(*layers)

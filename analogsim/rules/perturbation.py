@@ -1,0 +1,135 @@
+"""The node-perturbation family: NP, INP and ANP (Dalm, van Gerven & Ahmad).
+
+Notation (design.md §6): pass 1 is the baseline (clean, or noisy on hardware), pass 2 the
+perturbed one; δL_n = L_n⁽²⁾ − L_n⁽¹⁾ per sample; every ΔW uses pass 1's crossbar inputs x*.
+
+- NP:  g_{l,n} = (δL_n/σ²)·ε_{l,n}, ε the rule's own pass-2 perturbation (the pass-1
+  perturbation of a noisy baseline is an unmodelled bias: the paper's point).
+- INP: one extra pass per layer with ε in that layer only;
+  g_{l,n} = N_l·δL_{l,n}·v_{l,n}/‖v_{l,n}‖². L + 1 passes.
+- ANP: g_{l,n} = N·δL_n·δa_{l,n}/‖δa_n‖², δa = ã⁽²⁾ − ã⁽¹⁾ the measured pre-activation
+  difference over all layers; never reads ε (σ may be 0 on a noisy device).
+
+The passes run as one batched forward (independent noise per sample and pass).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from analogsim.rules.base import LearningRule, layers_of, per_sample_loss, run_passes, write_grads
+
+
+def _unit_shapes(model: nn.Module, x: Tensor) -> list[tuple[int, int]]:
+    """(L, O) of each layer's pre-activations for input ``x`` (one probe sample)."""
+    _, traces = run_passes(model, x[:1], 1)
+    return [(t.pre.shape[1], t.pre.shape[2]) for t in traces]
+
+
+class _Perturbation(LearningRule):
+    """Shared machinery: shapes of the units, perturbation draws, loss differences."""
+
+    _shapes: dict[tuple[int, ...], list[tuple[int, int]]]
+
+    def shapes(self, model: nn.Module, x: Tensor) -> list[tuple[int, int]]:
+        key = (id(model), *x.shape[1:])
+        cache = self.__dict__.setdefault("_shapes", {})
+        if key not in cache:
+            with torch.no_grad():
+                cache[key] = _unit_shapes(model, x)
+        return cache[key]
+
+    def draw(self, b: int, shape: tuple[int, int], like: Tensor) -> Tensor:
+        """σ·ξ of shape (b, L, O) from the rule's generator."""
+        return torch.randn((b, *shape), generator=self.generator(like.device), device=like.device,
+                           dtype=like.dtype) * self.spec.sigma
+
+    def losses(self, out: Tensor, targets: Tensor, passes: int) -> Tensor:
+        """(passes, B) per-sample losses of a batched run."""
+        b = targets.shape[0]
+        return per_sample_loss(out, targets.repeat(passes, 1), self.spec.loss).reshape(passes, b)
+
+
+class NP(_Perturbation):
+    """Node perturbation: ΔW_l = reduce_n[(δL_n/σ²)·ε_{l,n} x*ᵀ]."""
+
+    def _fill(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.no_grad():
+            clean = self.clean_baseline(model)
+            b = inputs.shape[0]
+            eps2 = [self.draw(b, s, inputs) for s in self.shapes(model, inputs)]
+            eps1 = [torch.zeros_like(e) if clean else self.draw(b, e.shape[1:], inputs)
+                    for e in eps2]
+            out, traces = run_passes(model, inputs, 2,
+                                     [torch.cat([e1, e2]) for e1, e2 in zip(eps1, eps2)])
+            loss = self.losses(out, targets, 2)
+            dl = (loss[1] - loss[0]) / self.spec.sigma**2  # (B,)
+            x1 = [t.inputs[:b] for t in traces]
+            write_grads(layers_of(model), [dl[:, None, None] * e for e in eps2], x1,
+                        self.spec.reduction)
+            self.first_pass_inputs = x1
+            return loss[0].mean()
+
+
+class ANP(_Perturbation):
+    """Activity-based NP: ΔW_l = reduce_n[N·δL_n·δa_{l,n}/‖δa_n‖² x*ᵀ]."""
+
+    def _fill(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.no_grad():
+            clean = self.clean_baseline(model)
+            b = inputs.shape[0]
+            shapes = self.shapes(model, inputs)
+            inject = None
+            if self.spec.sigma > 0:
+                inject = [torch.cat([torch.zeros((b, *s), device=inputs.device) if clean
+                                     else self.draw(b, s, inputs), self.draw(b, s, inputs)])
+                          for s in shapes]
+            out, traces = run_passes(model, inputs, 2, inject)
+            del inject  # ANP never reads ε: only the measured activities below
+            loss = self.losses(out, targets, 2)
+            da = [t.pre[b:] - t.pre[:b] for t in traces]  # (B, L, O) each
+            norm2 = sum((d * d).sum(dim=(1, 2)) for d in da)  # (B,)
+            n_units = sum(l_ * o for l_, o in shapes)
+            if self.spec.n_units == "all":
+                n_units += inputs[0].numel()
+            coef = n_units * (loss[1] - loss[0]) / norm2.clamp_min(1e-30)  # (B,)
+            x1 = [t.inputs[:b] for t in traces]
+            write_grads(layers_of(model), [coef[:, None, None] * d for d in da], x1,
+                        self.spec.reduction)
+            self.first_pass_inputs = x1
+            return loss[0].mean()
+
+
+class INP(_Perturbation):
+    """Iterative NP: pass 0 baseline, pass l perturbs layer l only;
+    ΔW_l = reduce_n[N_l·δL_{l,n}·v_{l,n}/‖v_{l,n}‖² x*ᵀ]."""
+
+    def _fill(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+        with torch.no_grad():
+            clean = self.clean_baseline(model)
+            b = inputs.shape[0]
+            shapes = self.shapes(model, inputs)
+            n_layers = len(shapes)
+            passes = n_layers + 1
+            inject, v = [], []
+            for i, s in enumerate(shapes):
+                e = torch.zeros((passes * b, *s), device=inputs.device, dtype=inputs.dtype)
+                if not clean:
+                    e[:b] = self.draw(b, s, inputs)
+                vi = self.draw(b, s, inputs)
+                e[(i + 1) * b:(i + 2) * b] = vi
+                inject.append(e)
+                v.append(vi)
+            out, traces = run_passes(model, inputs, passes, inject)
+            loss = self.losses(out, targets, passes)
+            signals = []
+            for i, (vi, (l_, o)) in enumerate(zip(v, shapes)):
+                dl = loss[i + 1] - loss[0]
+                coef = l_ * o * dl / (vi * vi).sum(dim=(1, 2)).clamp_min(1e-30)
+                signals.append(coef[:, None, None] * vi)
+            x1 = [t.inputs[:b] for t in traces]
+            write_grads(layers_of(model), signals, x1, self.spec.reduction)
+            self.first_pass_inputs = x1
+            return loss[0].mean()
+
