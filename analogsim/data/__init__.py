@@ -10,7 +10,7 @@ See docs/data.md for every set, its origin, licence and how to obtain it.
 """
 
 from analogsim.data.dataset import Dataset
-from analogsim.data.download import download
+from analogsim.data.fetch import download
 from analogsim.data.registry import available, check, load, names
 
 __all__ = ["Dataset", "available", "check", "download", "load", "names"]

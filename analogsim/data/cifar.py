@@ -83,7 +83,7 @@ class SafeUnpickler(pickle.Unpickler):
 
 
 def unpickle(data: bytes, label: str) -> dict[bytes, Any]:
-    """The dict stored in one batch/meta pickle, via ``SafeUnpickler``."""
+    """The dict stored in one batch/meta pickle, via ``SafeUnpickler``, keys as bytes."""
     try:
         obj = SafeUnpickler(data, label).load()
     except DataError:
@@ -93,7 +93,8 @@ def unpickle(data: bytes, label: str) -> dict[bytes, Any]:
                         "truncated or corrupt, delete it and obtain it again") from err
     if not isinstance(obj, dict):
         raise DataError(f"{label}: expected a dict, found {type(obj).__name__}")
-    return obj
+    # Python 2 strings decode to bytes; accept str keys too (batches re-pickled by Python 3).
+    return {k.encode() if isinstance(k, str) else k: v for k, v in obj.items()}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from analogsim.data.download import download
+from analogsim.data.fetch import download
 from analogsim.data.registry import names, status
 from analogsim.errors import DataError
 

@@ -10,6 +10,7 @@ instructions, instead of hanging.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import tempfile
@@ -117,7 +118,7 @@ def _fetch(url: str, dest: Path, checksum: str, timeout_s: float) -> None:
             raise DataError(f"{url}: {algo} {h.hexdigest()} does not match the expected "
                             f"{expected}; nothing was saved (corrupt transfer or wrong file)")
         os.replace(tmp, dest)
-    except (OSError, urllib.error.URLError) as err:
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
         raise DataError(f"download of {url} failed: {err}") from err
     finally:
         tmp.unlink(missing_ok=True)
