@@ -16,9 +16,11 @@ from analogsim.config.profile import ClippedLog, Faults, ProgrammingNoise, Pulse
 
 def poly(coeffs: list[float], x: Tensor) -> Tensor:
     """c0 + c1·x + c2·x² + … (Horner)."""
-    out = torch.full_like(x, coeffs[-1])
-    for c in reversed(coeffs[:-1]):
-        out = out * x + c
+    if len(coeffs) == 1:
+        return torch.full_like(x, coeffs[0])
+    out = x * coeffs[-1] + coeffs[-2]
+    for c in reversed(coeffs[:-2]):
+        out = out.mul_(x).add_(c)
     return out
 
 

@@ -112,6 +112,8 @@ class AnalogTile:
         masks = [physics.fault_masks(shape, profile.faults, generator, self.device)
                  for _ in range(n_dev)]
         self._stuck = masks
+        self._has_faults = (profile.faults.stuck_at_min_fraction > 0
+                            or profile.faults.stuck_at_max_fraction > 0)
         self._pulsed_dev = (physics.sample_pulsed_devices(shape, profile.update, generator,
                                                           self.device)
                             if isinstance(profile.update, PulsedUpdate) else None)
@@ -170,7 +172,8 @@ class AnalogTile:
                 g = physics.quantize_levels(g, g_max, p.mapping.levels)
             if noisy and any(c != 0 for c in p.programming.sigma_poly_uS):
                 g = physics.program(g, g_max, p.programming, self.generator)
-            g = physics.apply_faults(g, low, high, g_max)
+            if self._has_faults:
+                g = physics.apply_faults(g, low, high, g_max)
             g_list.append(g)
             if p.drift.enabled:
                 nu_list.append(physics.sample_drift_nu(g, g_max, p.drift.nu_mean,

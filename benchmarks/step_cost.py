@@ -1,0 +1,86 @@
+"""Cost of one learning step per rule, side by side in one run, on the same analog network.
+
+784-1024-1024-1024-10 MLP on the pcm profile, batch 1000, float32. A step is
+``rule.fill_grads`` + ``optimizer.step()`` (SGD); the device write (``program``) is timed on
+its own because it is the same for every rule. Interleaved repeats, medians. Last line:
+``danp/dbp step: 0.85x``.
+
+    python benchmarks/step_cost.py [--device cpu|cuda] [--repeats 7] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import analogsim
+from analogsim.analog import program
+from analogsim.models import mlp
+from analogsim.rules import make
+
+RULES = ("bp", "anp", "dbp", "danp", "inp")
+
+
+def timed(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="2 repeats (smoke run)")
+    args = ap.parse_args()
+    reps = 2 if args.quick else args.repeats
+    device = torch.device(args.device)
+    digital = mlp([784, 1024, 1024, 1024, 10], seed=0).to(device)
+    clock = analogsim.SimClock()
+    gen = torch.Generator(device).manual_seed(0)
+    nets = {r: analogsim.analogize(digital, "pcm", clock=clock, generator=gen) for r in RULES}
+    pulsed = analogsim.analogize(digital, "rram", clock=clock, generator=gen)
+    rules = {r: make(r, baseline="noisy") for r in RULES}
+    opts = {r: torch.optim.SGD(nets[r].parameters(), lr=1e-6) for r in RULES}
+    x = torch.rand(args.batch, 784, device=device)
+    t = torch.nn.functional.one_hot(torch.arange(args.batch, device=device) % 10, 10).float()
+
+    def step(r: str) -> None:
+        rules[r].fill_grads(nets[r], x, t)
+        opts[r].step()
+
+    for r in RULES:  # warm-up
+        step(r)
+    times: dict[str, list[float]] = {r: [] for r in RULES}
+    t_write, t_pulse = [], []
+    for _ in range(reps):
+        for r in RULES:
+            times[r].append(timed(lambda: step(r), device))
+        clock.advance(0.1)
+        t_write.append(timed(lambda: program(nets["bp"]), device))
+        with torch.no_grad():
+            for p in pulsed.parameters():
+                p.add_(1e-3)
+        t_pulse.append(timed(lambda: program(pulsed), device))
+    med = {r: statistics.median(v) for r, v in times.items()}
+    print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "
+          f"{torch.get_num_threads()}; pcm profile, noisy baseline")
+    for r in RULES:
+        print(f"{r:>5} step: {med[r] * 1e3:8.1f} ms")
+    print(f"device write, noisy_write (pcm): {statistics.median(t_write) * 1e3:8.1f} ms per step")
+    print(f"device write, pulsed (rram):     {statistics.median(t_pulse) * 1e3:8.1f} ms per step")
+    print(f"inp/bp step: {med['inp'] / med['bp']:.2f}x")
+    print(f"anp/bp step: {med['anp'] / med['bp']:.2f}x")
+    print(f"danp/dbp step: {med['danp'] / med['dbp']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

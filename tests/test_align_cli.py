@@ -1,0 +1,25 @@
+"""``analogsim align`` writes the angle table and the bar plot."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from analogsim.cli import main
+
+
+def test_align_cli_writes_table_and_plot(tmp_path: Path, capsys) -> None:
+    rc = main(["align", "--sizes", "32,32", "--repeats", "2", "--batch", "200",
+               "--rules", "np,inp", "--out", str(tmp_path)])
+    assert rc == 0
+    rows = list(csv.DictReader((tmp_path / "alignment.csv").open()))
+    assert len(rows) == 2 * 3 and {r["rule"] for r in rows} == {"np", "inp"}
+    assert all(0 < float(r["angle_mean_deg"]) < 90 for r in rows)
+    assert (tmp_path / "alignment.png").stat().st_size > 5000
+    assert "| INP |" in capsys.readouterr().out
+
+
+def test_align_cli_bad_sizes_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["align", "--sizes", "a,b", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "--sizes" in err
