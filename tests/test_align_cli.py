@@ -12,7 +12,8 @@ def test_align_cli_writes_table_and_plot(tmp_path: Path, capsys) -> None:
     rc = main(["align", "--sizes", "32,32", "--repeats", "2", "--batch", "200",
                "--rules", "np,inp", "--out", str(tmp_path)])
     assert rc == 0
-    rows = list(csv.DictReader((tmp_path / "alignment.csv").open()))
+    with (tmp_path / "alignment.csv").open() as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 3 and {r["rule"] for r in rows} == {"np", "inp"}
     assert all(0 < float(r["angle_mean_deg"]) < 90 for r in rows)
     assert (tmp_path / "alignment.png").stat().st_size > 5000
