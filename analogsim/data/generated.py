@@ -116,7 +116,10 @@ def _spectrum(n_inputs: int, alpha: float, eigenvalues: Sequence[float] | None) 
     if eigenvalues is None:
         return power_law_spectrum(positive_int("n_inputs", n_inputs),
                                   nonnegative("alpha", alpha))
-    lam = np.asarray(eigenvalues, dtype=np.float64)
+    try:
+        lam = np.asarray(eigenvalues, dtype=np.float64)
+    except (TypeError, ValueError):
+        lam = np.empty(0)
     if lam.shape != (n_inputs,) or not np.all(np.isfinite(lam)) or np.any(lam < 0):
         raise DataError(f"option eigenvalues must be {n_inputs} finite numbers >= 0 "
                         "(one per input)")
