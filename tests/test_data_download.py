@@ -153,6 +153,8 @@ def test_download_rejects_generated_and_bad_checksums() -> None:
         data.download("robot-dynamics")
     with pytest.raises(DataError, match="checksum must be 'md5:HEX' or 'sha256:HEX'"):
         data.download("cifar10", checksums={"cifar-10-python.tar.gz": "crc:00"})
+    with pytest.raises(DataError, match="base_url must be an http:// or https:// URL"):
+        data.download("mnist", base_url="file:///etc/")
 
 
 def test_cli_download_offline(capsys: pytest.CaptureFixture[str]) -> None:

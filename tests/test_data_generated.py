@@ -171,7 +171,7 @@ def test_mass_matrix_symmetric_positive_and_linear_in_acceleration() -> None:
 
 
 def test_power_balance_along_a_trajectory() -> None:
-    """Without friction, τ·q̇ = d/dt (½ q̇ᵀ M q̇ + V): checks every velocity-product term."""
+    """Without friction, τ·q̇ = d/dt (½ q̇ᵀ M q̇ + V): the power balance of the whole arm."""
     t0, h = 0.37, 1e-4
     g = np.random.default_rng(2)
     amp, om, ph = g.uniform(0.3, 1.0, 7), g.uniform(0.5, 2.0, 7), g.uniform(0, 6, 7)

@@ -99,7 +99,12 @@ def _probe(url: str, timeout_s: float) -> None:
         raise OSError(f"resolving {host} took longer than {timeout_s:g} s")
     if isinstance(result[0], OSError):
         raise OSError(f"cannot resolve {host}: {result[0]}")
-    socket.create_connection((host, port), timeout=timeout_s).close()
+    addresses = result[0]
+    assert isinstance(addresses, list) and addresses
+    family, kind, proto, _, sockaddr = addresses[0]
+    with socket.socket(family, kind, proto) as s:
+        s.settimeout(timeout_s)
+        s.connect(sockaddr)
 
 
 def _fetch(url: str, dest: Path, checksum: str, timeout_s: float) -> None:
@@ -143,6 +148,8 @@ def download(name: str, root: str | os.PathLike[str] | None = None, *,
         raise DataError(f"{name} is not downloaded: {how_to_get(name)}")
     remote = REMOTES[name]
     base = (base_url or remote.base_url).rstrip("/") + "/"
+    if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
+        raise DataError(f"base_url must be an http:// or https:// URL, got {base_url!r}")
     sums = {**remote.files, **(checksums or {})}
     target = Path(root).expanduser() if root is not None else cache_root() / name
     todo = []

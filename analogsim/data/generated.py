@@ -78,15 +78,16 @@ def teacher_forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray,
 
 
 def teacher(split: str, seed: int, *, n_train: int = 10000, n_test: int = 2000,
-            n_inputs: int = 20, hidden: Sequence[int] = (64,), n_outputs: int = 5,
+            n_inputs: int = 20, hidden: int | Sequence[int] = (64,), n_outputs: int = 5,
             activation: str = "tanh", noise_std: float = 0.0) -> Raw:
     """Regression on a random teacher MLP: ``x ~ N(0, I)`` ``(N, n_inputs)``,
-    ``y = teacher(x) + noise_std·N(0, 1)`` ``(N, n_outputs)``; weights from ``teacher_network``.
+    ``y = teacher(x) + noise_std·N(0, 1)`` ``(N, n_outputs)``; weights from ``teacher_network``
+    (``hidden``: one width per hidden layer, or a single int).
     """
     if activation not in ACTIVATIONS:
         raise DataError(f"option activation must be one of {sorted(ACTIVATIONS)}, "
                         f"got {activation!r}")
-    hidden = tuple(hidden)
+    hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
     layers = teacher_network(seed, n_inputs, hidden, n_outputs)
     n = rows(split, n_train, n_test)
     g = rng(seed, "teacher", split)

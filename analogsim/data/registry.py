@@ -169,12 +169,18 @@ def _raw(name: str, split: str, root: str | os.PathLike[str] | None, seed: int,
     if isinstance(hit, idx.IdxFiles):
         images, labels = idx.load_split(hit, split, n_classes=10)
         classes = idx.FASHION_CLASSES if name == "fashion-mnist" else idx.DIGIT_CLASSES
-        x = images[:, None].astype(np.float32) / np.float32(255.0)
-        return Raw(x=x, labels=labels, classes=classes, source=hit.where,
-                   image_shape=(1, 28, 28))
+        return Raw(x=_unit(images[:, None]), labels=labels, classes=classes,
+                   source=hit.where, image_shape=(1, 28, 28))
     images, labels, classes = cifar.load_split(hit, name, split)
-    return Raw(x=images.astype(np.float32) / np.float32(255.0), labels=labels,
-               classes=classes, source=hit.where, image_shape=cifar.IMAGE_SHAPE)
+    return Raw(x=_unit(images), labels=labels, classes=classes, source=hit.where,
+               image_shape=cifar.IMAGE_SHAPE)
+
+
+def _unit(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels → float32 in [0, 1] (divided by 255), in one new array."""
+    x = images.astype(np.float32)
+    x /= 255.0
+    return x
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
