@@ -300,6 +300,7 @@ def test_missing_set_says_where_and_how(isolated: Path, tmp_path: Path, name: st
         data.load(name, "train", root=tmp_path)
     msg = str(err.value)
     assert "\n" not in msg and how in msg and f"analogsim data download {name}" in msg
+    assert " or or " not in msg and ", ," not in msg
     assert f"{tmp_path} (root)" in msg and str(isolated / "cache" / "analogsim") in msg
     assert not data.available(name, tmp_path)
     assert data.check(name, tmp_path) == msg

