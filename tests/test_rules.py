@@ -204,3 +204,19 @@ def test_every_rule_learns_digits_on_ideal(rule: str, lr: float) -> None:
 
 def test_danp_noisy_baseline_learns_digits_on_pcm() -> None:
     assert _train("danp", "pcm", 0.008, epochs=30, baseline="noisy") >= 0.85
+
+
+def test_every_rule_runs_on_hardware_on_each_device(device: torch.device) -> None:
+    net = analogsim.analogize(analogsim.models.mlp([16, 32, 4], seed=0).to(device), "pcm")
+    x = torch.rand(8, 16, device=device)
+    t = torch.nn.functional.one_hot(torch.arange(8, device=device) % 4, 4).float()
+    opt = analogsim.on_device(torch.optim.SGD(net.parameters(), lr=1e-4), net)
+    for name in RULE_NAMES:
+        rule = make(name, baseline="noisy")
+        for _ in range(2):
+            loss = rule.fill_grads(net, x, t)
+            opt.step()
+        rule.guard.check()
+        assert loss.device.type == device.type
+        for p in net.parameters():
+            assert p.grad.device.type == device.type and torch.isfinite(p.grad).all()
