@@ -1,0 +1,89 @@
+"""``analogsim run SCENARIO`` and ``analogsim plot RESULTS_DIR``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analogsim.errors import ScenarioError
+
+
+def _report(folder: Path) -> None:
+    """Figures, summary.csv/summary.md, and the Markdown table on stdout."""
+    from analogsim.plots import plot_results, write_summary
+
+    figures = plot_results(folder)
+    csv_path, table = write_summary(folder)
+    for p in [*figures, csv_path]:
+        sys.stderr.write(f"wrote {p}\n")
+    sys.stdout.write("\n" + table)
+    sys.stdout.flush()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from analogsim.runner.run import run_scenario
+
+    report = run_scenario(args.scenario, args.out, device=args.device, executor=args.executor,
+                          jobs=args.jobs, threads=args.threads, resume=args.resume,
+                          fresh=args.fresh, verbose=not args.quiet,
+                          ray_address=args.ray_address)
+    sys.stderr.write(f"{len(report.ran)} cell(s) run, {len(report.reused)} reused, "
+                     f"{len(report.diverged)} diverged, {len(report.failed)} failed in "
+                     f"{report.wall_s:.1f} s → {report.out}\n")
+    if not args.no_plot and (report.ran or report.reused):
+        _report(report.out)
+    return 0 if not report.failed else 1
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from analogsim.runner.records import read_records
+
+    folder = Path(args.results)
+    if not folder.is_dir():
+        raise ScenarioError(f"{folder}: no such results folder")
+    if not any(r["kind"] == "cell" for r in read_records(folder)):
+        raise ScenarioError(f"{folder}: no finished cells in records.jsonl to plot")
+    _report(folder)
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be ≥ 1")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run`` and ``plot`` to the main CLI."""
+    run = subparsers.add_parser(
+        "run", help="run a scenario's grid (profiles × rules × baselines × seeds)",
+        description="Expand SCENARIO into cells, run the unfinished ones, write records.jsonl "
+                    "and manifest.json, then plots and the summary table.")
+    run.add_argument("scenario", help="scenario YAML file")
+    run.add_argument("--out", help="results folder (default: the scenario's output, else "
+                     "results/<name>)")
+    run.add_argument("--device", choices=("cpu", "cuda"), help="override the scenario's")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local processes (default) or Ray tasks")
+    run.add_argument("--jobs", type=_positive, default=1,
+                     help="cells in parallel (local processes; Ray: cells per GPU / CPUs of "
+                     "a local instance)")
+    run.add_argument("--threads", type=_positive,
+                     help="torch CPU threads per cell (default: cores // jobs); the same "
+                     "count gives the same numbers")
+    state = run.add_mutually_exclusive_group()
+    state.add_argument("--resume", action="store_true",
+                       help="keep the finished cells in --out, run only the others")
+    state.add_argument("--fresh", action="store_true",
+                       help="discard earlier results in --out and start over")
+    run.add_argument("--ray-address", help="Ray cluster address (default $RAY_ADDRESS, "
+                     "else a local instance)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.add_argument("--no-plot", action="store_true", help="skip figures and the table")
+    run.set_defaults(handler=_run)
+
+    plot = subparsers.add_parser("plot", help="figures and summary table of a results folder")
+    plot.add_argument("results", help="a folder written by `analogsim run`")
+    plot.set_defaults(handler=_plot)

@@ -1,0 +1,210 @@
+"""Grid expansion: a scenario → profile variants → cells (variant × rule × baseline × seed).
+
+``plan`` resolves and checks everything a run needs — profiles, the sweep, rule/baseline
+combinations, the data and the model — so that every mistake surfaces as one
+``ScenarioError`` line before any training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from analogsim.config.profile import DeviceProfile, load_profile
+from analogsim.config.rulespec import RuleSpec
+from analogsim.config.scenario import Scenario, Scalar
+from analogsim.errors import DataError, ProfileError, ScenarioError
+from analogsim.runner.build import digital_network
+from analogsim.runner.data import load_splits
+
+
+@dataclass(frozen=True)
+class ProfileVariant:
+    """One device of the grid: a listed profile, possibly with the swept field set."""
+
+    profile: DeviceProfile
+    label: str  # "pcm", or "pcm read_noise.q_coeff=0.02" under a sweep
+    sweep_field: str | None = None
+    sweep_value: Scalar = None
+
+    @property
+    def name(self) -> str:
+        """The listed profile's name (without the sweep)."""
+        return self.profile.name
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run: a profile variant, a rule with its baseline resolved, a seed."""
+
+    index: int
+    id: str
+    variant: ProfileVariant
+    rule: RuleSpec  # baseline resolved to clean/noisy (BP: as given, unused)
+    rule_key: str  # the scenario's key of the rule entry (name, or name + options)
+    rule_label: str  # e.g. "DANP (noisy)"
+    baseline: str | None  # "clean" | "noisy"; None for BP/DBP (no baseline pass)
+    seed: int
+    lr: float | None  # None: chosen by the scenario's η search
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the model needs to know of the data."""
+
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    task: str
+    n_train: int
+    n_test: int
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The planned run: its cells in canonical order, and the combinations left out."""
+
+    scenario: Scenario
+    source: str
+    variants: list[ProfileVariant]
+    cells: list[Cell]
+    data: DataInfo
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def hash(self) -> str:
+        """sha256 of the scenario and the full contents of every profile variant."""
+        blob = json.dumps({"scenario": self.scenario.model_dump(mode="json"),
+                           "profiles": [v.profile.model_dump(mode="json")
+                                        for v in self.variants]},
+                          sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _fmt(value: Scalar) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _is_path(entry: str) -> bool:
+    return Path(entry).suffix in (".yaml", ".yml") or "/" in entry or "\\" in entry
+
+
+def profile_variants(scenario: Scenario, source: str) -> list[ProfileVariant]:
+    """Load every listed profile (paths relative to the scenario file), apply the timeline's
+    drift-compensation override and the sweep. Raises ScenarioError naming the field."""
+    bases: list[DeviceProfile] = []
+    for i, entry in enumerate(scenario.profiles):
+        where = scenario.resolve(entry) if _is_path(entry) else entry
+        try:
+            prof = load_profile(where)
+            comp = scenario.timeline.drift_compensation
+            if comp is not None:
+                prof = prof.with_field("drift.compensation", comp)
+        except ProfileError as err:
+            raise ScenarioError(f"{source}: profiles[{i}]: {err}") from None
+        bases.append(prof)
+    names = [p.name for p in bases]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ScenarioError(f"{source}: profiles: two profiles are named {dup[0]}; "
+                            "give each a distinct name")
+    sweep = scenario.sweep
+    if sweep is None:
+        return [ProfileVariant(p, p.name) for p in bases]
+    out = []
+    for prof in bases:
+        for value in sweep.values:
+            try:
+                swept = prof.with_field(sweep.field, value)
+            except ProfileError as err:
+                where = "sweep.field" if "no such field" in str(err) else "sweep.values"
+                raise ScenarioError(f"{source}: {where}: {err}") from None
+            out.append(ProfileVariant(swept, f"{prof.name} {sweep.field}={_fmt(value)}",
+                                      sweep.field, value))
+    return out
+
+
+def rule_label(spec: RuleSpec, key: str) -> str:
+    """Plot/table label: ``DANP (noisy)``, plus the options that tell apart two entries of
+    the same rule (``DANP (noisy) sigma=0.0``)."""
+    extra = key[len(spec.name):]
+    return spec.label + extra
+
+
+def _cells(scenario: Scenario, variants: list[ProfileVariant],
+           source: str) -> tuple[list[Cell], list[str]]:
+    cells: list[Cell] = []
+    skipped: list[str] = []
+    keys = scenario.rule_keys()
+    for variant in variants:
+        for k, (spec, key) in enumerate(zip(scenario.rules, keys, strict=True)):
+            if spec.base == "bp":
+                options: list[str | None] = [None]
+            else:
+                options = list(scenario.baselines or [spec.baseline])
+            seen: list[str | None] = []
+            for asked in options:
+                resolved = asked
+                if asked == "auto":
+                    resolved = "clean" if variant.profile.is_ideal else "noisy"
+                if resolved in seen:
+                    continue
+                seen.append(resolved)
+                if resolved == "clean" and not variant.profile.is_ideal:
+                    what = f"{variant.label} × {spec.name} baseline clean"
+                    if scenario.skip_impossible:
+                        skipped.append(what)
+                        continue
+                    raise ScenarioError(
+                        f"{source}: baselines: 'clean' needs a noise-free pass, but profile "
+                        f"{variant.label} is hardware (not ideal), so {spec.name} cannot run "
+                        "with it; use 'noisy' or 'auto', or set skip_impossible: true")
+                cell_spec = spec if resolved is None else spec.model_copy(
+                    update={"baseline": resolved})
+                label = rule_label(cell_spec, key)
+                tag = key.replace(" ", "_") + ("" if resolved is None else f"-{resolved}")
+                for seed in scenario.seeds:
+                    cells.append(Cell(
+                        index=len(cells), id=f"{variant.label.replace(' ', ':')}/{tag}/s{seed}",
+                        variant=variant, rule=cell_spec, rule_key=key, rule_label=label,
+                        baseline=resolved, seed=seed, lr=scenario.lr_for(k)))
+    return cells, skipped
+
+
+def check_data(scenario: Scenario, source: str) -> DataInfo:
+    """Load the data once (this process caches it) and build the model once on it."""
+    flatten = scenario.model.kind == "mlp"
+    try:
+        train, test = load_splits(scenario.dataset, scenario.folder, flatten)
+    except DataError as err:
+        raise ScenarioError(f"{source}: dataset: {err}") from None
+    try:
+        digital_network(scenario.model, train.input_shape, train.n_outputs, 0)
+    except ValueError as err:
+        raise ScenarioError(f"{source}: model: {err}") from None
+    return DataInfo(train.input_shape, train.n_outputs, train.task, len(train), len(test))
+
+
+def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = None,
+         check_device: bool = True) -> Grid:
+    """Expand ``scenario`` into its grid, checking everything that can be checked up front.
+
+    ``device`` overrides the scenario's; ``check_device``: fail if CUDA is asked for but
+    absent here (off for cluster executors whose workers hold the GPUs).
+    """
+    if device is not None and device != scenario.device:
+        scenario = scenario.model_copy(update={"device": device})
+    if device not in (None, "cpu", "cuda"):
+        raise ScenarioError(f"{source}: device: must be cpu or cuda, got {device!r}")
+    if check_device and scenario.device == "cuda" and not torch.cuda.is_available():
+        raise ScenarioError(f"{source}: device: cuda asked for, but torch sees no CUDA device "
+                            "here; use --device cpu")
+    variants = profile_variants(scenario, source)
+    cells, skipped = _cells(scenario, variants, source)
+    if not cells:
+        raise ScenarioError(f"{source}: every cell was skipped as impossible; nothing to run")
+    info = check_data(scenario, source)
+    return Grid(scenario, source, variants, cells, info, skipped)

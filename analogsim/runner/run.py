@@ -1,0 +1,210 @@
+"""``run_scenario``: plan the grid, skip finished cells, run the rest, record, plot.
+
+The results folder holds ``manifest.json`` (scenario, its hash, versions, seeds, device,
+cells) and ``records.jsonl`` (see ``records``). Only this coordinating process writes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from analogsim.config.scenario import Scenario, load_scenario
+from analogsim.errors import ScenarioError
+from analogsim.runner import executors
+from analogsim.runner.cell import CellJob, CellResult
+from analogsim.runner.grid import Grid, plan
+from analogsim.runner.progress import GridProgress
+from analogsim.runner.records import MANIFEST, RECORDS, RecordStore, write_json
+
+Executor = Literal["local", "ray"]
+
+#: Files a run writes into its results folder (``--fresh`` removes these, nothing else).
+OUTPUTS = (RECORDS, MANIFEST, "summary.csv", "summary.md", "learning_curves.png",
+           "robustness.png", "inference_vs_time.png", "alignment.png")
+
+
+@dataclass
+class RunReport:
+    """What a run did."""
+
+    out: Path
+    grid: Grid
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    diverged: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every cell of the grid has its records."""
+        return not self.failed and len(self.ran) + len(self.reused) == len(self.grid.cells)
+
+
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Versions of Python and the packages that shape the numbers."""
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("analogsim", "torch", "numpy", "pydantic", "simpy", "scikit-learn", *extra):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
+              previous: dict[str, Any] | None) -> dict[str, Any]:
+    sc = grid.scenario
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    return {
+        "scenario_name": sc.name,
+        "scenario_file": source,
+        "hash": grid.hash,
+        "created": (previous or {}).get("created", now),
+        "updated": now,
+        "versions": versions(("ray",) if executor == "ray" else ()),
+        "device": sc.device,
+        "executor": executor,
+        "jobs": jobs,
+        "threads_per_cell": threads,
+        "seeds": sc.seeds,
+        "data": {"input_shape": list(grid.data.input_shape), "n_outputs": grid.data.n_outputs,
+                 "task": grid.data.task, "n_train": grid.data.n_train,
+                 "n_test": grid.data.n_test},
+        "cells": [{"index": c.index, "id": c.id, "profile": c.variant.name,
+                   "profile_label": c.variant.label, "sweep_field": c.variant.sweep_field,
+                   "sweep_value": c.variant.sweep_value, "rule": c.rule.name,
+                   "rule_label": c.rule_label, "baseline": c.baseline, "seed": c.seed,
+                   "lr": c.lr} for c in grid.cells],
+        "skipped": grid.skipped,
+        "cell_wall_s": dict((previous or {}).get("cell_wall_s", {})),
+        "scenario": sc.model_dump(mode="json"),
+        "profiles": {v.label: v.profile.model_dump(mode="json") for v in grid.variants},
+    }
+
+
+def _prepare(out: Path, grid: Grid, resume: bool, fresh: bool) -> dict[str, Any] | None:
+    """Check the results folder against the run; returns the previous manifest to resume."""
+    import json
+
+    man_path = out / MANIFEST
+    if fresh:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+        return None
+    previous = None
+    if man_path.is_file():
+        try:
+            previous = json.loads(man_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise ScenarioError(f"{man_path}: unreadable manifest; use --fresh to start "
+                                "over") from None
+    has_records = (out / RECORDS).is_file() and (out / RECORDS).stat().st_size > 0
+    if not resume:
+        if has_records:
+            raise ScenarioError(f"{out} already holds results; pass --resume to finish or "
+                                "reuse them, --fresh to start over, or another --out")
+        return None
+    if previous is None:
+        if has_records:
+            raise ScenarioError(f"{out}: records without a manifest; use --fresh")
+        return None
+    if previous.get("hash") != grid.hash:
+        raise ScenarioError(
+            f"{out}: holds results of a different scenario, device or profiles "
+            f"(hash {str(previous.get('hash'))[:12]} ≠ {grid.hash[:12]}); use another --out "
+            "or --fresh")
+    return previous
+
+
+def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None, *,
+                 device: str | None = None, executor: Executor = "local", jobs: int = 1,
+                 threads: int | None = None, resume: bool = False, fresh: bool = False,
+                 verbose: bool = True, ray_address: str | None = None,
+                 source: str | None = None) -> RunReport:
+    """Run every unfinished cell of ``scenario`` and record it under ``out``.
+
+    Args:
+        scenario: a YAML path or a ``Scenario``.
+        out: results folder (default: the scenario's ``output``, else results/<name>).
+        device: "cpu" or "cuda", overriding the scenario's.
+        executor: "local" (processes) or "ray" (Ray tasks).
+        jobs: cells in parallel (local: worker processes; ray: cells per GPU on CUDA, and
+            the CPUs of a local Ray instance).
+        threads: torch CPU threads per cell (default: CPU cores // jobs, and the previous
+            run's on resume). Same seeds and threads give the same numbers on CPU.
+        resume: keep finished cells of ``out`` and run the others; ``fresh``: discard them.
+        verbose: per-epoch lines of each cell and a line per finished cell on stderr.
+
+    Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
+    scenario or the results folder is unusable.
+    """
+    t0 = time.perf_counter()
+    if isinstance(scenario, Scenario):
+        sc, src = scenario, source or f"<scenario {scenario.name}>"
+    else:
+        sc, src = load_scenario(scenario), source or str(scenario)
+    if executor not in ("local", "ray"):
+        raise ScenarioError(f"executor must be local or ray, got {executor!r}")
+    if jobs < 1:
+        raise ScenarioError(f"jobs must be ≥ 1, got {jobs}")
+    grid = plan(sc, src, device, check_device=executor != "ray")
+    folder = Path(out) if out is not None else Path(grid.scenario.output or
+                                                    f"results/{grid.scenario.name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    previous = _prepare(folder, grid, resume, fresh)
+    if threads is None:
+        threads = int((previous or {}).get("threads_per_cell") or
+                      max(1, (os.cpu_count() or 1) // jobs))
+    store = RecordStore(folder)
+    finished = store.recover() if previous is not None else {}
+    manifest = _manifest(grid, src, executor, jobs, threads, previous)
+    write_json(folder / MANIFEST, manifest)
+
+    report = RunReport(folder, grid)
+    todo = [c for c in grid.cells if c.id not in finished]
+    report.reused = [c.id for c in grid.cells if c.id in finished]
+    report.diverged = [c for c in report.reused if finished[c][-1].get("status") == "diverged"]
+    run_jobs = [CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
+                        verbose) for c in todo]
+    progress = GridProgress(len(grid.cells), len(report.reused), enabled=verbose)
+    where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
+             if executor == "ray" else f"{min(jobs, max(1, len(todo)))} local process(es)")
+    progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
+
+    def on_done(res: CellResult) -> None:
+        store.append_cell(res.rows)
+        report.ran.append(res.cell_id)
+        if res.status == "diverged":
+            report.diverged.append(res.cell_id)
+        manifest["cell_wall_s"][res.cell_id] = round(res.wall_s, 3)
+        progress.cell_done(res.cell_id, res.summary)
+
+    def on_error(job: CellJob, message: str) -> None:
+        report.failed[job.cell.id] = message
+        progress.line(f"cell {job.cell.id} failed: {message}")
+
+    try:
+        if executor == "ray":
+            executors.run_ray(run_jobs, jobs, on_done, on_error, ray_address)
+        else:
+            executors.run_local(run_jobs, jobs, on_done, on_error)
+    finally:
+        progress.close()
+        manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        manifest["complete"] = report.complete
+        write_json(folder / MANIFEST, manifest)
+    store.finalize([c.id for c in grid.cells])
+    report.wall_s = time.perf_counter() - t0
+    if report.failed:
+        sys.stderr.write(f"{len(report.failed)} cell(s) failed; rerun with --resume to retry "
+                         "them\n")
+    return report
