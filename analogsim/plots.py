@@ -204,6 +204,11 @@ def _colors(labels: Sequence[str]) -> dict[str, Any]:
     return {label: cmap(i % 10) for i, label in enumerate(labels)}
 
 
+def _cross_y(colors: dict[str, Any], rule: str) -> float:
+    """Height (axes fraction) of a rule's divergence crosses; one row per rule."""
+    return 0.03 + 0.05 * (list(colors).index(rule) if rule in colors else 0)
+
+
 def _figure(n_panels: int, width: float = 4.2, height: float = 3.2,
             max_cols: int = 4) -> tuple[Figure, list[Axes]]:
     cols = min(max_cols, n_panels)
@@ -250,10 +255,11 @@ def plot_learning_curves(records: Sequence[Record], path: Path) -> Path | None:
                 ax.fill_between(b.x, [_scale(metric, v) for v in b.lo],
                                 [_scale(metric, v) for v in b.hi], color=colors[rule],
                                 alpha=0.18 if split == "test" else 0.08, linewidth=0)
-        for r in records:  # where a seed diverged: a cross on the axis at that epoch
+        for r in records:  # where a seed diverged: a cross near the axis at that epoch
             if r["kind"] == "epoch" and r["diverged"] and r["profile_label"] == prof:
-                ax.plot([r["epoch"]], [0.03], "x", color=colors.get(r["rule_label"], "k"),
-                        transform=ax.get_xaxis_transform(), markersize=8, clip_on=False)
+                ax.plot([r["epoch"]], [_cross_y(colors, r["rule_label"])], "x",
+                        color=colors.get(r["rule_label"], "k"), markersize=8, clip_on=False,
+                        transform=ax.get_xaxis_transform())
         ax.set_title(prof, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"{_ylabel(metric)}")
@@ -286,9 +292,12 @@ def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
             ax.set_xlabel(cells[0]["sweep_field"])
             ax.set_title(f"{group}: final test {metric} vs {cells[0]['sweep_field']}",
                          fontsize=10)
-            positive = numeric and all(float(v) > 0 for v in values)
-            if positive and max(xs.values()) / min(xs.values()) >= 100:
-                ax.set_xscale("log")
+            pos = [x for x in xs.values() if x > 0] if numeric else []
+            if pos and min(xs.values()) >= 0 and max(pos) / min(pos) >= 100:
+                if len(pos) == len(xs):  # decades apart: log axis (symlog when 0 is swept)
+                    ax.set_xscale("log")
+                else:
+                    ax.set_xscale("symlog", linthresh=min(pos))
             if not numeric:
                 ax.set_xticks(list(xs.values()), [str(v) for v in values])
             xkey = "sweep_value"
@@ -306,8 +315,8 @@ def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
             lost = sorted({xs[r[xkey]] + shift for r in mine if r["rule_label"] == rule}
                           - {x for x, _ in pts})
             if lost:  # every seed diverged here: a cross on the axis
-                ax.plot(lost, [0.03] * len(lost), "x", color=colors[rule], markersize=8,
-                        transform=ax.get_xaxis_transform(), clip_on=False)
+                ax.plot(lost, [_cross_y(colors, rule)] * len(lost), "x", color=colors[rule],
+                        markersize=8, transform=ax.get_xaxis_transform(), clip_on=False)
             b = band(pts)
             if not b.x:
                 continue

@@ -41,7 +41,8 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     n = torch.get_num_threads()
     try:
-        assert main(["run", str(TINY), "--out", str(out), "--threads", "1", "--quiet"]) == 0
+        assert main(["run", str(TINY), "--out", str(out), "--jobs", "1", "--threads", "1",
+                     "--quiet"]) == 0
     finally:
         torch.set_num_threads(n)
     return out
@@ -106,7 +107,7 @@ def test_plot_command_rebuilds_table_from_records(reference: Path,
 def test_existing_results_need_resume_and_the_same_scenario(reference: Path,
                                                            tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="already holds results"):
-        run_scenario(TINY, reference, verbose=False)
+        run_scenario(TINY, reference, jobs=1, verbose=False)
     other = yaml.safe_load(TINY.read_text())
     other["epochs"] = 2
     path = tmp_path / "tiny.yaml"
@@ -126,7 +127,7 @@ def test_sigkill_mid_grid_then_resume_equals_uninterrupted(reference: Path,
                                                           tmp_path: Path) -> None:
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "analogsim.cli", "run", str(TINY), "--out", str(out),
-           "--threads", "1", "--quiet", "--no-plot"]
+           "--jobs", "1", "--threads", "1", "--quiet", "--no-plot"]
     log = tmp_path / "stderr.txt"
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL,
@@ -144,7 +145,7 @@ def test_sigkill_mid_grid_then_resume_equals_uninterrupted(reference: Path,
     with open(records, "a") as f:  # and as if the kill had landed mid-write
         f.write('{"scenario": "tiny", "cell": "noisy_nodes/bp/s1", "kind": "ep')
 
-    report = run_scenario(TINY, out, resume=True, verbose=False)
+    report = run_scenario(TINY, out, resume=True, jobs=1, verbose=False)
     assert len(report.reused) == done_at_kill and len(report.ran) == N_CELLS - done_at_kill
     assert report.complete
     assert records.read_bytes() == (reference / "records.jsonl").read_bytes()
@@ -152,7 +153,7 @@ def test_sigkill_mid_grid_then_resume_equals_uninterrupted(reference: Path,
     assert len(lines) == len(set(lines))  # no duplicates
     assert all(json.loads(line) for line in lines)  # no torn line
     # resuming a complete grid runs nothing and changes nothing
-    again = run_scenario(TINY, out, resume=True, verbose=False)
+    again = run_scenario(TINY, out, resume=True, jobs=1, verbose=False)
     assert again.ran == [] and records.read_bytes() == (reference / "records.jsonl").read_bytes()
 
 
@@ -170,7 +171,7 @@ def test_diverged_cell_is_recorded_and_the_grid_goes_on(tmp_path: Path) -> None:
     data.pop("alignment")
     path = tmp_path / "diverge.yaml"
     path.write_text(yaml.safe_dump(data))
-    report = run_scenario(path, tmp_path / "out", verbose=False)
+    report = run_scenario(path, tmp_path / "out", jobs=1, verbose=False)
     assert report.complete and report.diverged == ["ideal/danp-noisy/s0"]
     rows = read_records(tmp_path / "out")
     danp = [r for r in rows if r["rule"] == "danp"]
@@ -190,7 +191,7 @@ def test_lr_search_picks_the_best_trial(tmp_path: Path) -> None:
     data.pop("alignment")
     path = tmp_path / "search.yaml"
     path.write_text(yaml.safe_dump(data))
-    run_scenario(path, tmp_path / "out", verbose=False)
+    run_scenario(path, tmp_path / "out", jobs=1, verbose=False)
     rows = read_records(tmp_path / "out")
     trials = [r for r in rows if r["kind"] == "lr_trial"]
     lrs = [r["lr"] for r in trials]

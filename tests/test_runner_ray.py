@@ -24,7 +24,7 @@ def keep_torch_threads() -> Iterator[None]:
 
 
 def test_ray_executor_runs_the_grid_as_tasks(tmp_path: Path) -> None:
-    local = run_scenario(TINY, tmp_path / "local", threads=1, verbose=False)
+    local = run_scenario(TINY, tmp_path / "local", jobs=1, threads=1, verbose=False)
     remote = run_scenario(TINY, tmp_path / "ray", executor="ray", jobs=2, threads=1,
                           verbose=False)
     assert not ray.is_initialized()  # the instance it started is shut down again

@@ -67,9 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--device", choices=("cpu", "cuda"), help="override the scenario's")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local processes (default) or Ray tasks")
-    run.add_argument("--jobs", type=_positive, default=1,
+    run.add_argument("--jobs", type=_positive,
                      help="cells in parallel (local processes; Ray: cells per GPU / CPUs of "
-                     "a local instance)")
+                     "a local instance); default: one per CPU core on CPU, 1 on CUDA")
     run.add_argument("--threads", type=_positive,
                      help="torch CPU threads per cell (default: cores // jobs); the same "
                      "count gives the same numbers")

@@ -126,7 +126,8 @@ def _prepare(out: Path, grid: Grid, resume: bool, fresh: bool) -> dict[str, Any]
 
 
 def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None, *,
-                 device: str | None = None, executor: Executor = "local", jobs: int = 1,
+                 device: str | None = None, executor: Executor = "local",
+                 jobs: int | None = None,
                  threads: int | None = None, resume: bool = False, fresh: bool = False,
                  verbose: bool = True, ray_address: str | None = None,
                  source: str | None = None) -> RunReport:
@@ -138,7 +139,8 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         device: "cpu" or "cuda", overriding the scenario's.
         executor: "local" (processes) or "ray" (Ray tasks).
         jobs: cells in parallel (local: worker processes; ray: cells per GPU on CUDA, and
-            the CPUs of a local Ray instance).
+            the CPUs of a local Ray instance). Default: one per CPU core (at most one per
+            cell) on CPU, 1 on CUDA.
         threads: torch CPU threads per cell (default: CPU cores // jobs, and the previous
             run's on resume). Same seeds and threads give the same numbers on CPU.
         resume: keep finished cells of ``out`` and run the others; ``fresh``: discard them.
@@ -154,9 +156,12 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         sc, src = load_scenario(scenario), source or str(scenario)
     if executor not in ("local", "ray"):
         raise ScenarioError(f"executor must be local or ray, got {executor!r}")
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise ScenarioError(f"jobs must be ≥ 1, got {jobs}")
     grid = plan(sc, src, device, check_device=executor != "ray")
+    if jobs is None:
+        cores = os.cpu_count() or 1
+        jobs = 1 if grid.scenario.device == "cuda" else max(1, min(cores, len(grid.cells)))
     folder = Path(out) if out is not None else Path(grid.scenario.output or
                                                     f"results/{grid.scenario.name}")
     folder.mkdir(parents=True, exist_ok=True)
