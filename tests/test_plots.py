@@ -17,9 +17,11 @@ CURVES = {0: [0.1, 0.5, 0.9, 0.6], 1: [0.1, 0.4, 0.5, 0.8]}
 def cell(profile: str, rule: str, seed: int, curve: list[float], *, sweep: float | None = None,
          diverged_at: int | None = None, regression: bool = False) -> list[dict]:
     label = profile if sweep is None else f"{profile} read_noise.q_coeff={sweep:g}"
-    base = dict(scenario="t", cell=f"{label}/{rule}/s{seed}", profile=profile,
-                profile_label=label, sweep_field=None if sweep is None else "read_noise.q_coeff",
-                sweep_value=sweep, rule=rule, rule_label=rule.upper(), seed=seed, lr=0.01)
+    base = {"scenario": "t", "cell": f"{label}/{rule}/s{seed}", "profile": profile,
+            "profile_label": label,
+            "sweep_field": None if sweep is None else "read_noise.q_coeff",
+            "sweep_value": sweep, "rule": rule, "rule_label": rule.upper(), "seed": seed,
+            "lr": 0.01}
     metric = "test_loss" if regression else "test_accuracy"
     train = "train_loss" if regression else "train_accuracy"
     rows = [row(base, kind="alignment", epoch=0, layer=k, angle_deg=40.0 + k,

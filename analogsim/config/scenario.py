@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from analogsim.config.rulespec import RuleSpec
 from analogsim.config.yaml_io import read_yaml, validate
@@ -50,7 +50,7 @@ class DatasetSpec(_Data):
         try:
             return canonical(name)
         except DataError as err:
-            raise ValueError(str(err)) from None
+            raise PydanticCustomError("unknown_dataset", str(err)) from None
 
 
 class MLPSpec(_Data):

@@ -23,6 +23,8 @@ from analogsim.config.scenario import Scenario
 from analogsim.data import Dataset
 from analogsim.errors import DivergenceError
 from analogsim.rules import make, per_sample_loss
+from analogsim.rules.align import alignment
+from analogsim.rules.lr_search import search_lr
 from analogsim.runner.build import derive_seed, device_network
 from analogsim.runner.data import load_splits
 from analogsim.runner.grid import Cell
@@ -89,11 +91,11 @@ def evaluate(net: nn.Module, data: _Tensors, batch: int, loss: str) -> tuple[flo
 
 def base_record(scenario: Scenario, cell: Cell) -> dict[str, Any]:
     """The columns every row of ``cell`` shares."""
-    return dict(scenario=scenario.name, cell=cell.id, cell_index=cell.index,
-                profile=cell.variant.name, profile_label=cell.variant.label,
-                sweep_field=cell.variant.sweep_field, sweep_value=cell.variant.sweep_value,
-                rule=cell.rule.name, rule_label=cell.rule_label, baseline=cell.baseline,
-                seed=cell.seed, lr=cell.lr)
+    return {"scenario": scenario.name, "cell": cell.id, "cell_index": cell.index,
+            "profile": cell.variant.name, "profile_label": cell.variant.label,
+            "sweep_field": cell.variant.sweep_field, "sweep_value": cell.variant.sweep_value,
+            "rule": cell.rule.name, "rule_label": cell.rule_label, "baseline": cell.baseline,
+            "seed": cell.seed, "lr": cell.lr}
 
 
 @dataclass
@@ -141,7 +143,7 @@ class CellRunner:
     def _metrics(self, net: nn.Module, train_too: bool) -> dict[str, Any]:
         ev, loss = self.sc.evaluation, self.cell.rule.loss
         te_loss, te_acc = evaluate(net, self.test, ev.batch_size, loss)
-        out: dict[str, Any] = dict(test_loss=te_loss, test_accuracy=te_acc)
+        out: dict[str, Any] = {"test_loss": te_loss, "test_accuracy": te_acc}
         if train_too:
             tr_loss, tr_acc = evaluate(net, self.train_eval, ev.batch_size, loss)
             out.update(train_loss=tr_loss, train_accuracy=tr_acc)
@@ -221,8 +223,6 @@ class CellRunner:
 
     def search_lr(self) -> tuple[float, list[dict[str, Any]]]:
         """The paper's η search on short trial runs of this cell; (best η, trial rows)."""
-        from analogsim.rules.lr_search import search_lr
-
         spec = self.sc.lr_search
         assert spec is not None
         trials: list[dict[str, Any]] = []
@@ -245,8 +245,6 @@ class CellRunner:
 
     def alignment_rows(self) -> list[dict[str, Any]]:
         """Angles of this cell's rule to BP per layer on fresh untrained networks."""
-        from analogsim.rules.align import alignment
-
         spec = self.sc.alignment
         assert spec is not None
         seed = self.cell.seed
@@ -257,7 +255,8 @@ class CellRunner:
             return self.network(SimClock(), derive_seed(seed, "alignment", rep, 0),
                                 derive_seed(seed, "alignment", rep, 1))
 
-        rule = self.cell.rule.model_copy(update={"seed": derive_seed(seed, "rule", 1)})
+        rule = self.cell.rule.model_copy(
+            update={"seed": derive_seed(seed, "alignment", self.cell.rule.seed, 2)})
         res = next(iter(alignment(factory, self.train.x[idx], self.train.y[idx], [rule],
                                   repeats=spec.repeats).values()))
         return [row(self.base, kind="alignment", epoch=0, layer=i + 1, angle_deg=m,

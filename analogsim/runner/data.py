@@ -33,7 +33,7 @@ def _subset(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
 def load_splits(spec: DatasetSpec, folder: Path, flatten: bool) -> tuple[Dataset, Dataset]:
     """(train, test) of ``spec``; ``root`` relative to ``folder``; images kept
     (N, C, H, W) unless ``flatten``. Raises ``DataError``."""
-    root = None if spec.root is None else str((folder / Path(spec.root).expanduser()))
+    root = None if spec.root is None else str(folder / Path(spec.root).expanduser())
     key = (spec.model_dump_json(), str(root), flatten)
     if key not in _CACHE:
         kw = dict(flatten=flatten, standardize=spec.standardize, seed=spec.seed, **spec.options)

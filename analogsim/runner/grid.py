@@ -16,7 +16,7 @@ import torch
 
 from analogsim.config.profile import DeviceProfile, load_profile
 from analogsim.config.rulespec import RuleSpec
-from analogsim.config.scenario import Scenario, Scalar
+from analogsim.config.scenario import Scalar, Scenario
 from analogsim.errors import DataError, ProfileError, ScenarioError
 from analogsim.runner.build import digital_network
 from analogsim.runner.data import load_splits
