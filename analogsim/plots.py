@@ -396,7 +396,12 @@ def plot_alignment(records: Sequence[Record], path: Path) -> Path | None:
         ax.set_ylim(0, top)
         ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(prof, fontsize=10)
-        ax.legend(fontsize=8)
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+               ncols=min(4, len(legend)), fontsize=8)
     fig.suptitle("update alignment with backprop at initialisation (mean ± s.e.m.)",
                  fontsize=11)
     return _save(fig, path)
