@@ -142,8 +142,8 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
 def _duration(s: float) -> str:
     for unit, size in (("y", 365 * 86400.0), ("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if s >= size:
-            return f"{s / size:g} {unit}"
-    return f"{s:g} s"
+            return f"{s / size:.3g} {unit}"
+    return f"{s:.3g} s"
 
 
 def markdown_table(rows: Sequence[SummaryRow]) -> str:
@@ -157,11 +157,12 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
             return "–"
         return f"{100 * v:.1f}" if acc else f"{v:.4g}"
 
-    unit = " %" if acc else ""
+    unit = " %" if acc else " loss"
     after = next((r.after_programming_s for r in rows if r.after_programming_s is not None),
                  None)
+    peak = "peak" if acc else "lowest"
     head = ["profile", "rule", "seeds", "diverged", "η", f"final test{unit} (min–max)",
-            f"peak test{unit}, seed-mean curve (epoch)", f"peak test{unit}, best seed"]
+            f"{peak} test{unit}, seed-mean curve (epoch)", f"{peak} test{unit}, best seed"]
     if after is not None:
         head.append(f"test{unit} {_duration(after)} after programming")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

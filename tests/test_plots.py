@@ -86,7 +86,7 @@ def test_regression_reports_lowest_loss(tmp_path: Path) -> None:
     assert summary.peak_mean_curve == pytest.approx(0.2) and summary.peak_mean_curve_epoch == 3
     assert summary.peak_over_seeds == pytest.approx(0.1) and summary.peak_over_seeds_seed == 1
     header, _, line = markdown_table([summary]).splitlines()
-    assert "%" not in header
+    assert "%" not in header and "final test loss (min–max)" in header
     assert "| 0.2 (0.1–0.3) | 0.2 (3) | 0.1 |" in line
 
 
