@@ -1,10 +1,14 @@
 """analogsim: a noisy analog-hardware simulator and learning-on-device toolkit."""
 
-from analogsim.analog import (AnalogConv2d, AnalogLinear, analogize, on_device, program)
+from analogsim import data, models
+from analogsim.analog import AnalogConv2d, AnalogLinear, analogize, on_device, program
 from analogsim.clock import SimClock
 from analogsim.config.profile import DeviceProfile, load_profile
+from analogsim.config.rulespec import RuleSpec
+from analogsim.config.scenario import Scenario, load_scenario
 
 __version__ = "0.1.0"
 
-__all__ = ["AnalogConv2d", "AnalogLinear", "DeviceProfile", "SimClock", "__version__",
-           "analogize", "load_profile", "on_device", "program"]
+__all__ = ["AnalogConv2d", "AnalogLinear", "DeviceProfile", "RuleSpec", "Scenario", "SimClock",
+           "__version__", "analogize", "data", "load_profile", "load_scenario", "models",
+           "on_device", "program"]
