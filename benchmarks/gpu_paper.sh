@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The paper's grid at full scale (scenarios/paper/*.yaml: all 60k/10k Fashion-MNIST images,
+# batch 1000, 20 epochs, the η search in every cell) on one CUDA machine, in about 10 minutes,
+# then a compact table of every run. From the repository root:
+#
+#   bash benchmarks/gpu_paper.sh                  # the main grid, ~10 min budget
+#   bash benchmarks/gpu_paper.sh --budget 1800 --all    # every scenario, hardware ones too
+#
+# What runs, all at once (several cells per GPU in parallel processes: a step of the
+# 784-1024³-10 net at batch 1000 takes ~8 ms on an H100 and is kernel-launch bound):
+#   on the GPU: three_layer, noisy_baseline, hardware_noisy_baseline (pcm, rram,
+#     low_precision, noisy_nodes), depth_6, depth_9, convnet, alignment;
+#   on the CPU cores (tiny networks, faster there): single_layer, sarcos, table2_lr_*.
+# --all adds the other hardware_* scenarios (far more than 10 minutes on one GPU).
+# Every run stops at the budget (SIGINT, then KILL 30 s later); finished cells are on disk, so
+# the table shows what finished and running the script again resumes the rest (--resume).
+# Results: results/gpu_paper/<scenario>/ (+ <scenario>.log), the full report in
+# results/gpu_paper/reproduction.md (python benchmarks/paper_report.py results/gpu_paper/*).
+#
+# Needs no installed package: PYTHONPATH is this checkout; wheels in .whl/ (pydantic, simpy,
+# pyyaml, … for a machine that lacks them) are installed into /tmp/site first. Fashion-MNIST is
+# looked for by analogsim's data search ($ANALOGSIM_DATA, ~/.cache/analogsim, system folders);
+# if none has it, carry a copy in .data/fashion-mnist/ (the four *-ubyte.gz IDX files):
+#   mkdir -p .data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz .data/fashion-mnist/
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+BUDGET=570
+ALL=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --budget) BUDGET="$2"; shift 2 ;;
+    --all) ALL=1; shift ;;
+    *) echo "usage: bash benchmarks/gpu_paper.sh [--budget SECONDS] [--all]" >&2; exit 2 ;;
+  esac
+done
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ -z "${ANALOGSIM_DATA:-}" ] && [ -d .data/fashion-mnist ]; then
+  export ANALOGSIM_DATA="$PWD/.data"
+fi
+python3 - <<'PY' || exit 1
+import sys, torch
+from analogsim.data import load
+from analogsim.errors import DataError
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name() if torch.cuda.is_available() else "", flush=True)
+if not torch.cuda.is_available():
+    sys.exit("no CUDA device: this script is for a GPU machine")
+try:
+    load("fashion-mnist", "test")
+except DataError as err:
+    sys.exit(f"Fashion-MNIST not found: {err}\n"
+             "carry it: mkdir -p .data/fashion-mnist && cp <folder with the 4 IDX .gz files>/* "
+             ".data/fashion-mnist/")
+PY
+
+OUT=results/gpu_paper
+mkdir -p "$OUT"
+T0=$(date +%s)
+CORES=$(nproc)
+# scenario:device:jobs (jobs = cells of that scenario in parallel processes)
+RUNS=(three_layer:cuda:3 hardware_noisy_baseline:cuda:3 noisy_baseline:cuda:2 depth_9:cuda:2
+      depth_6:cuda:1 convnet:cuda:2 alignment:cuda:1
+      sarcos:cpu:4 single_layer:cpu:2 table2_lr_three_layer:cpu:1 table2_lr_single_layer:cpu:1)
+if [ "$ALL" = 1 ]; then
+  RUNS+=(hardware_alignment:cuda:2 hardware_single_layer:cuda:2 hardware_three_layer:cuda:4
+         hardware_depth_6:cuda:2 hardware_depth_9:cuda:2 hardware_convnet:cuda:2
+         hardware_sarcos:cpu:4)
+fi
+echo "running ${#RUNS[@]} scenarios at once on $CORES CPU cores and the GPU, budget ${BUDGET} s"
+PIDS=()
+for spec in "${RUNS[@]}"; do
+  IFS=: read -r name dev jobs <<<"$spec"
+  timeout -s INT -k 30 "$BUDGET" python3 -m analogsim.cli run "scenarios/paper/$name.yaml" \
+    --out "$OUT/$name" --device "$dev" --jobs "$jobs" --threads 1 --resume --no-plot \
+    > "$OUT/$name.log" 2>&1 &
+  PIDS+=($!)
+done
+status=0
+for i in "${!PIDS[@]}"; do
+  wait "${PIDS[$i]}"; rc=$?
+  name=${RUNS[$i]%%:*}
+  if [ $rc -ne 0 ]; then status=1; fi
+  printf '%-26s rc=%-3s %s\n' "$name" "$rc" "$(grep -h 'cell(s) run' "$OUT/$name.log" | tail -1)"
+done
+echo "wall: $(( $(date +%s) - T0 )) s (budget $BUDGET s); rc 124/130 = stopped at the budget"
+for spec in "${RUNS[@]}"; do  # figures and summary tables from the records (cheap)
+  name=${spec%%:*}
+  python3 -m analogsim.cli plot "$OUT/$name" >/dev/null 2>&1 || true
+done
+python3 benchmarks/paper_report.py "$OUT"/*/ --out "$OUT/reproduction.md" --img "$OUT/img" \
+  2>/dev/null || status=1
+python3 benchmarks/paper_report.py "$OUT"/*/ --compact || status=1
+echo "full report: $OUT/reproduction.md"
+exit $status
