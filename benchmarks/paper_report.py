@@ -199,6 +199,11 @@ def lr_text(lrs: Sequence[float]) -> str:
     return " / ".join(f"{v:.4g}" for v in lrs) or "–"
 
 
+def signed(x: float) -> str:
+    """``+1.2`` / ``-0.3`` / ``+0.0`` (no negative zero)."""
+    return f"{round(x, 1) + 0.0:+.1f}"
+
+
 def dur(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -498,8 +503,8 @@ def section_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
         claims.append(Claim(
             f"DANP with a noisy baseline learns nearly as well as with a clean one (peak "
             f"within {NEARLY_AS_WELL_PTS:g} points)", gap <= NEARLY_AS_WELL_PTS and
-            not dn_i["diverged"], f"clean {pct(dc)} %, noisy {pct(dn)} % ({gap:+.1f} points "
-            f"lost), {dn_i['diverged']} diverged seed(s)"))
+            not dn_i["diverged"], f"clean {pct(dc)} %, noisy {pct(dn)} % (noisy − clean "
+            f"{signed(-gap)} points), {dn_i['diverged']} diverged seed(s)"))
     if pc is not None:
         dnp_gap = None if pn is None else 100 * (pc - pn)
         danp_gap = None if None in (dc, dn) else 100 * (dc - dn)  # type: ignore[operator]
@@ -508,7 +513,7 @@ def section_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
         claims.append(Claim(
             "DNP degrades with a noisy baseline (more than DANP does, or diverges)", degrades,
             f"clean {pct(pc)} %, noisy {pct(pn)} %"
-            + (f" ({dnp_gap:+.1f} points lost)" if dnp_gap is not None else "")
+            + (f" (noisy − clean {signed(-dnp_gap)} points)" if dnp_gap is not None else "")
             + f", {pn_i['diverged']} diverged seed(s)"))
     return "\n".join(o for o in out if o) + "\n"
 
@@ -539,7 +544,7 @@ def section_hw_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
         claims.append(Claim(f"on {prof}, DANP keeps its lead over DNP (noisy baseline)", holds,
                             f"DANP {pct(a)} % ({ia['diverged']}/{ia['n']} diverged), DNP "
                             f"{pct(b)} % ({ib['diverged']}/{ib['n']} diverged)"
-                            + (f", lead {lead:+.1f} points" if lead is not None else "")))
+                            + (f", lead {signed(lead)} points" if lead is not None else "")))
     return "\n".join(o for o in out if o) + "\n"
 
 
@@ -700,7 +705,7 @@ def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Clai
                 claims.append(Claim(
                     f"{what} (Fig. 6; σ² = {s_end * s_end:.0e} vs 1e-6, by more than 2 "
                     "combined s.e.m., for every rule)", all(up),
-                    ", ".join(f"{r.upper()} {a[0] - b[0]:+.1f}°" for r, a, b in rows)))
+                    ", ".join(f"{r.upper()} {signed(a[0] - b[0])}°" for r, a, b in rows)))
     if hw is not None:
         hst = alignment_stats(hw)
         profs = list(dict.fromkeys(k[0] for k in hst))
