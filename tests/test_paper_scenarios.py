@@ -208,7 +208,6 @@ def test_tiny_version_of_every_scenario_runs_end_to_end(tiny_runs: dict[str, Pat
         rows = read_records(folder)
         cells = [r for r in rows if r["kind"] == "cell"]
         assert cells, stem
-        assert (folder / "summary.csv").is_file() or True  # plots/summary are the CLI's job
         if "alignment" in stem:
             assert any(r["kind"] == "alignment" and r["angle_deg"] is not None for r in rows)
         if load_scenario(PAPER / f"{stem}.yaml").lr_search is not None:
