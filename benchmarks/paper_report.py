@@ -771,6 +771,7 @@ def section_sarcos(run: Run, figs: Figures, claims: list[Claim]) -> str:
     lines = [("| rule | η | seeds (diverged) | final test loss (min–max) | lowest test loss "
              "(epoch) | paper final test loss |"), "|---|---|---|---|---|---|"]
     finals: dict[str, float] = {}
+    spread: dict[str, str] = {}
     for rule in rules_in(run):
         info = cell_info(run, rule_pred(rule))
         vals = [r["test_loss"] for r in run.cells if r["rule"] == rule and r["status"] == "done"
@@ -779,6 +780,7 @@ def section_sarcos(run: Run, figs: Figures, claims: list[Claim]) -> str:
         lo, le = peak(c, higher=False)
         if vals:
             finals[rule] = sum(vals) / len(vals)
+            spread[rule] = f"{finals[rule]:.4f} ({min(vals):.4f}–{max(vals):.4f})"
         lines.append(f"| {rule.upper()} | {lr_text(info['lr'])} | {info['n']} "
                      f"({info['diverged']}) | "
                      + (f"{finals[rule]:.4f} ({min(vals):.4f}–{max(vals):.4f})" if vals else "–")
@@ -794,9 +796,9 @@ def section_sarcos(run: Run, figs: Figures, claims: list[Claim]) -> str:
     for plain, dec in (("np", "dnp"), ("anp", "danp"), ("bp", "dbp")):
         if plain in finals and dec in finals:
             claims.append(Claim(f"decorrelation lowers the final test loss of {plain.upper()} "
-                                "(SARCOS-style)", finals[dec] < finals[plain],
-                                f"{plain.upper()} {finals[plain]:.4f}, {dec.upper()} "
-                                f"{finals[dec]:.4f}"))
+                                "(SARCOS-style; seed means)", finals[dec] < finals[plain],
+                                f"{plain.upper()} {spread[plain]}, {dec.upper()} "
+                                f"{spread[dec]} (mean, min–max over seeds)"))
     if {"dnp", "danp", "bp"} <= set(finals):
         claims.append(Claim("DNP and DANP come close to BP (SARCOS-style; within 25 % of "
                             "BP's final test loss)",
@@ -820,11 +822,56 @@ def section_convnet(run: Run, figs: Figures, claims: list[Claim]) -> str:
     return "\n".join(o for o in out if o) + "\n"
 
 
-def section_other_hw(run: Run, figs: Figures) -> str:
+def loss_table(run: Run, profiles: Sequence[str]) -> tuple[str, dict[tuple[str, str], float]]:
+    """Regression: per profile and rule, η, seeds (diverged), final and lowest test loss."""
+    lines = [("| profile | rule | η | seeds (diverged) | final test loss (min–max) | lowest test "
+             "loss (epoch) |"), "|---|---|---|---|---|---|"]
+    finals: dict[tuple[str, str], float] = {}
+    for prof in profiles:
+        for rule in rules_in(run):
+            pred = rule_pred(rule, "any", prof)
+            info = cell_info(run, pred)
+            if not info["n"]:
+                continue
+            vals = [r["test_loss"] for r in run.cells if pred(r) and r["status"] == "done"
+                    and r["test_loss"] is not None]
+            lo, le = peak(curve(run.records, pred, "test_loss"), higher=False)
+            if vals:
+                finals[prof, rule] = sum(vals) / len(vals)
+            lines.append(f"| {prof} | {rule.upper()} | {lr_text(info['lr'])} | {info['n']} "
+                         f"({info['diverged']}) | "
+                         + (f"{finals[prof, rule]:.4f} ({min(vals):.4f}–{max(vals):.4f})"
+                            if vals else "–") + f" | {num(lo, '{:.4f}')} ({le}) |")
+    return "\n".join(lines) + "\n", finals
+
+
+def section_other_hw(run: Run, figs: Figures, claims: list[Claim]) -> str:
     profiles = list(dict.fromkeys(r["profile_label"] for r in run.cells))
-    out = [f"## Hardware: {run.experiment[3:].replace('_', ' ')}\n", scale_line(run) + "\n"]
+    out = [f"## Hardware: {run.experiment[3:].replace('_', ' ')}\n", scale_line(run) + "\n",
+           ("Every pass reads the device's own noise; every perturbation rule runs with the "
+           "noisy baseline.\n")]
     if run.manifest["data"]["task"] == "classification":
         out.append(accuracy_table(run, None, baselines=("noisy", None), profiles=profiles))
+        for prof in profiles:
+            a = peak(curve(run.records, rule_pred("danp", "noisy", prof)))[0]
+            b = peak(curve(run.records, rule_pred("dnp", "noisy", prof)))[0]
+            if a is not None and b is not None:
+                claims.append(Claim(f"on {prof}, DANP beats DNP ({run.experiment[3:]})", a > b,
+                                    f"DANP {pct(a)} %, DNP {pct(b)} % peak test"))
+    else:
+        table, finals = loss_table(run, profiles)
+        out.append(table)
+        for prof in profiles:
+            a, b = finals.get((prof, "danp")), finals.get((prof, "dnp"))
+            ia = cell_info(run, rule_pred("danp", "any", prof))
+            ib = cell_info(run, rule_pred("dnp", "any", prof))
+            if a is None and b is None:
+                continue
+            holds = a is not None and (b is None or a < b)
+            claims.append(Claim(
+                f"on {prof}, DANP ends with a lower test loss than DNP ({run.experiment[3:]})",
+                holds, f"DANP {num(a, '{:.4f}')} ({ia['diverged']}/{ia['n']} diverged), DNP "
+                f"{num(b, '{:.4f}')} ({ib['diverged']}/{ib['n']} diverged)"))
     out.append(figs.copy(run, "learning_curves.png", run.experiment))
     return "\n".join(o for o in out if o) + "\n"
 
@@ -856,7 +903,7 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
     for key in ("hw_three_layer", "hw_single_layer", "hw_depth_6", "hw_depth_9",
                 "hw_convnet", "hw_sarcos"):
         if key in runs:
-            body.append(section_other_hw(runs[key], figs))
+            body.append(section_other_hw(runs[key], figs, claims))
 
     head = ["# Reproduction of the node-perturbation paper\n",
             ("Generated by `benchmarks/paper_report.py` from the result folders listed below; "
