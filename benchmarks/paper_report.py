@@ -19,6 +19,7 @@ records) into DIR and links them relative to ``--out``.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -129,6 +130,21 @@ class Run:
 
     def wall_s(self) -> float:
         return float(sum(self.manifest.get("cell_wall_s", {}).values()))
+
+    def span(self) -> tuple[datetime.datetime, datetime.datetime] | None:
+        """The run's manifest ``created`` and ``updated`` times (None if unreadable)."""
+        try:
+            a, b = (datetime.datetime.fromisoformat(self.manifest[k])
+                    for k in ("created", "updated"))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return a, b
+
+    def elapsed_s(self) -> float | None:
+        """Wall time of the run, ``created`` → ``updated`` (a resumed run counts from its
+        first start)."""
+        sp = self.span()
+        return None if sp is None else (sp[1] - sp[0]).total_seconds()
 
     def command(self) -> str:
         m = self.manifest
@@ -921,22 +937,29 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
             "test curve (its epoch in brackets); \"best seed\" = the maximum over seeds and "
             "epochs (design.md §6).\n")]
     scale = [("| experiment | scenario | data (train/test) | epochs | seeds | cells done "
-             "(diverged) | cell time | device, threads per cell |"),
-             "|---|---|---|---|---|---|---|---|"]
+             "(diverged) | cell time | wall time | device, jobs × threads |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     total = 0.0
+    spans = [sp for sp in (r.span() for r in runs.values()) if sp is not None]
+    elapsed = ((max(b for _, b in spans) - min(a for a, _ in spans)).total_seconds()
+               if spans else 0.0)
     for key, r in runs.items():
+        el = r.elapsed_s()
         d = r.manifest["data"]
         total += r.wall_s()
         scale.append(f"| {key} | `{r.manifest['scenario_file']}` | {r.sc['dataset']['name']} "
                      f"{d['n_train']}/{d['n_test']} | {r.sc['epochs']} | {len(r.sc['seeds'])} "
                      f"| {len(r.cells)}/{len(r.manifest['cells'])} "
                      f"({sum(c['status'] == 'diverged' for c in r.cells)}) | "
-                     f"{dur(r.wall_s())} | {r.manifest['device']}, "
+                     f"{dur(r.wall_s())} | {'–' if el is None else dur(el)} | "
+                     f"{r.manifest['device']}, {r.manifest['jobs']} × "
                      f"{r.manifest['threads_per_cell']} |")
     versions = next(iter(runs.values())).manifest["versions"] if runs else {}
     head.append("\n".join(scale) + "\n")
-    head.append(f"Total: {dur(total)} of cell time (the sum of the cells' own wall times; "
-                "see each run's jobs in its command). Software: " + ", ".join(
+    head.append(f"Total: {dur(total)} of cell time (the sum of the cells' own wall times) in "
+                f"{dur(elapsed)} of wall time, from the first run's start to the last one's "
+                "end (manifests' created/updated; a resumed run's wall time counts from its "
+                "first start). Software: " + ", ".join(
                     f"{k} {v}" for k, v in versions.items() if k != "platform") + ".\n")
     if claims:
         lines = ["| claim | verdict | evidence (ours) |", "|---|---|---|"]
