@@ -89,7 +89,7 @@ for i in "${!PIDS[@]}"; do
   if [ $rc -ne 0 ]; then status=1; fi
   printf '%-26s rc=%-3s %s\n' "$name" "$rc" "$(grep -h 'cell(s) run' "$OUT/$name.log" | tail -1)"
 done
-echo "wall: $(( $(date +%s) - T0 )) s (budget $BUDGET s); rc 124/130 = stopped at the budget"
+echo "wall: $(( $(date +%s) - T0 )) s (budget $BUDGET s); rc 124/130/137 = stopped at the budget (finished cells are kept; rerun to resume)"
 DIRS=()
 for spec in "${RUNS[@]}"; do  # figures and summary tables from the records, in parallel
   name=${spec%%:*}
