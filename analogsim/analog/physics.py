@@ -1,7 +1,12 @@
 """Device physics as pure functions on tensors (no state, explicit generators).
 
 Conductances are in µS, times in seconds; ``g_rel`` is G/g_max. Every function works on any
-device and dtype of its inputs.
+device and dtype of its inputs. Every random number comes from the caller's generator.
+
+Normals are ``torch.randn`` (Box–Muller on 24-bit uniforms). On the CPU that costs ~3.5 ns per
+number on one thread, nearly all of it drawing the uniforms, so a hand-made Box–Muller from
+``torch.rand`` is no cheaper; filling chunks from sub-streams on helper threads gained nothing
+either (the helper shares its core with OpenMP workers spinning after each parallel op).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from torch import Tensor
 from analogsim.config.profile import ClippedLog, Faults, ProgrammingNoise, PulsedUpdate, ReadNoise
 
 
+# ------------------------------------------------------------------------------ programming
 def poly(coeffs: list[float], x: Tensor) -> Tensor:
     """c0 + c1·x + c2·x² + … (Horner)."""
     if len(coeffs) == 1:
@@ -26,35 +32,73 @@ def poly(coeffs: list[float], x: Tensor) -> Tensor:
 
 def programming_sigma_uS(g_uS: Tensor, g_max_uS: float, cfg: ProgrammingNoise) -> Tensor:
     """σ_prog(G), µS: the polynomial in G/g_max, scaled by g_max/g_max_ref; ≥ 0."""
-    g_rel = g_uS / g_max_uS
-    return poly(cfg.sigma_poly_uS, g_rel).clamp_min(0) * (g_max_uS / cfg.g_max_ref_uS)
+    # Both scalings folded into the coefficients: σ = Σ c_k·(g_max/ref)/g_max^k · G^k.
+    k = g_max_uS / cfg.g_max_ref_uS
+    coeffs = [c * k / g_max_uS**i for i, c in enumerate(cfg.sigma_poly_uS)]
+    return poly(coeffs, g_uS).clamp_min_(0)
 
 
 def program(g_target_uS: Tensor, g_max_uS: float, cfg: ProgrammingNoise,
-            generator: torch.Generator) -> Tensor:
-    """Programmed conductance: max(0, G + σ_prog(G)·ξ), ξ ~ N(0, 1)."""
-    xi = torch.randn(g_target_uS.shape, generator=generator, device=g_target_uS.device,
-                     dtype=g_target_uS.dtype)
-    return (g_target_uS + programming_sigma_uS(g_target_uS, g_max_uS, cfg) * xi).clamp_min(0)
+            generator: torch.Generator, xi: Tensor | None = None) -> Tensor:
+    """Programmed conductance: max(0, G + σ_prog(G)·ξ), ξ ~ N(0, 1) (``xi`` if pre-drawn)."""
+    if xi is None:
+        xi = torch.randn(g_target_uS.shape, generator=generator, device=g_target_uS.device,
+                         dtype=g_target_uS.dtype)
+    sigma = programming_sigma_uS(g_target_uS, g_max_uS, cfg)
+    return torch.addcmul(g_target_uS, sigma, xi).clamp_min_(0)
 
 
+# ------------------------------------------------------------------------------ drift
 def clipped_log(cfg: ClippedLog, g_rel: Tensor) -> Tensor:
     """clip(slope·ln(g_rel) + intercept, min, max); ln of g_rel floored at 1e-12."""
-    return (cfg.ln_slope * torch.log(g_rel.clamp_min(1e-12)) + cfg.intercept).clamp(
+    out = _clipped_ln(cfg, torch.log(g_rel.clamp_min(1e-12)))
+    return out if isinstance(out, Tensor) else torch.full_like(g_rel, out)
+
+
+def _clipped_ln(cfg: ClippedLog, ln_g_rel: Tensor | None) -> Tensor | float:
+    """``clipped_log`` from ln(g_rel) (may be −inf); a float when the slope is 0."""
+    if cfg.ln_slope == 0 or ln_g_rel is None:
+        return min(max(cfg.intercept, cfg.min), cfg.max)
+    return ln_g_rel.clamp_min(math.log(1e-12)).mul_(cfg.ln_slope).add_(cfg.intercept).clamp_(
         cfg.min, cfg.max)
 
 
 def sample_drift_nu(g_uS: Tensor, g_max_uS: float, nu_mean: ClippedLog, nu_std: ClippedLog,
-                    generator: torch.Generator) -> Tensor:
-    """Per-device drift exponent ν = |μ_ν(G) + σ_ν(G)·ξ|, drawn once at programming."""
-    g_rel = g_uS / g_max_uS
-    xi = torch.randn(g_uS.shape, generator=generator, device=g_uS.device, dtype=g_uS.dtype)
-    return (clipped_log(nu_mean, g_rel) + clipped_log(nu_std, g_rel) * xi).abs()
+                    generator: torch.Generator, ln_g_rel: Tensor | None = None,
+                    xi: Tensor | None = None) -> Tensor:
+    """Per-device drift exponent ν = |μ_ν(G) + σ_ν(G)·ξ|, drawn once at programming.
+
+    ``ln_g_rel``: ln(G/g_max) if the caller has it (saves a log; unused for zero slopes).
+    ``xi``: pre-drawn ξ (consumed in place).
+    """
+    if xi is None:
+        xi = torch.randn(g_uS.shape, generator=generator, device=g_uS.device, dtype=g_uS.dtype)
+    if ln_g_rel is None and (nu_mean.ln_slope != 0 or nu_std.ln_slope != 0):
+        ln_g_rel = torch.log((g_uS / g_max_uS).clamp_min_(1e-12))  # as clipped_log floors it
+    mu, sd = _clipped_ln(nu_mean, ln_g_rel), _clipped_ln(nu_std, ln_g_rel)
+    if isinstance(mu, Tensor):
+        nu = mu.addcmul_(xi, sd) if isinstance(sd, Tensor) else mu.add_(xi, alpha=sd)
+    else:
+        nu = xi.mul_(sd).add_(mu)
+    return nu.abs_()
+
+
+def drift_log_factor(dt_s: float, t0_s: float) -> float:
+    """L = ln((dt + t0)/t0): G(dt) = G(0)·exp(−ν·L)."""
+    return math.log((dt_s + t0_s) / t0_s)
 
 
 def drift_factor(nu: Tensor, dt_s: float, t0_s: float) -> Tensor:
     """((dt + t0)/t0)^(−ν) for dt seconds since programming."""
-    return torch.exp(-nu * math.log((dt_s + t0_s) / t0_s))
+    return torch.exp(nu * -drift_log_factor(dt_s, t0_s))
+
+
+# ------------------------------------------------------------------------------ read noise
+def one_over_f_factor(cfg: ReadNoise, dt_s: float, t0_s: float) -> float:
+    """sqrt(ln((dt + t0 + t_read)/(2·t_read))) when ``one_over_f``, else 1: multiplies σ_rel."""
+    if not cfg.one_over_f:
+        return 1.0
+    return math.sqrt(math.log((dt_s + t0_s + cfg.t_read_s) / (2 * cfg.t_read_s)))
 
 
 def read_sigma_rel(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
@@ -62,9 +106,7 @@ def read_sigma_rel(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
     """Relative read-noise σ (multiplies |G|) at dt seconds since programming."""
     q = (cfg.q_coeff / (g_uS / g_max_uS).clamp_min(cfg.g_rel_floor) ** cfg.q_exp).clamp_max(
         cfg.q_max)
-    if cfg.one_over_f:
-        q = q * math.sqrt(math.log((dt_s + t0_s + cfg.t_read_s) / (2 * cfg.t_read_s)))
-    return q
+    return q * one_over_f_factor(cfg, dt_s, t0_s)
 
 
 def read_variance_uS2(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
@@ -74,6 +116,26 @@ def read_variance_uS2(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float
     return (g_uS.abs() * rel) ** 2 + cfg.absolute_uS**2
 
 
+def read_variance_rel(g_rel: Tensor, ln_g_rel: Tensor | None, cfg: ReadNoise, dt_s: float,
+                      t0_s: float, gain: float = 1.0) -> Tensor:
+    """gain·(g·σ_rel(g))², g = G/g_max ≥ 0: ``read_variance_uS2`` without σ_abs, over g_max².
+
+    ``ln_g_rel``: ln g if known (saves a log); only max(ln g, ln floor) is used, so it may be
+    floored at any value ≤ ln floor (−inf at g = 0 is fine). No pow: σ_rel = exp(min(ln q_max,
+    ln q_coeff − q_exp·max(ln g, ln floor))) times the 1/f factor; the exp argument is bounded
+    (a huge negative one takes torch's slow exp path), and g = 0 gives exactly 0.
+    """
+    f2 = one_over_f_factor(cfg, dt_s, t0_s) ** 2 * gain
+    if cfg.q_exp == 0:
+        return g_rel.square().mul_(min(cfg.q_max, cfg.q_coeff) ** 2 * f2)
+    ln = torch.log(g_rel.clamp_min(cfg.g_rel_floor)) if ln_g_rel is None else ln_g_rel
+    e = ln.clamp_min(math.log(cfg.g_rel_floor)).mul_(-2 * cfg.q_exp)
+    ln_f2 = math.log(f2)  # σ_rel²·f2 = exp(min(2 ln q_max, 2 ln q_coeff − 2q·ln g) + ln f2)
+    e.add_(2 * math.log(cfg.q_coeff) + ln_f2).clamp_max_(2 * math.log(cfg.q_max) + ln_f2)
+    return e.exp_().mul_(g_rel).mul_(g_rel)
+
+
+# ------------------------------------------------------------------------------ periphery
 def quantize(x: Tensor, bits: int, bound: float) -> Tensor:
     """Uniform signed quantizer with exactly 2**bits levels k·step, k ∈ [−2^(b−1), 2^(b−1)−1],
     step = bound/2^(b−1); values beyond the range saturate at the end levels."""
@@ -88,6 +150,7 @@ def quantize_levels(g_uS: Tensor, g_max_uS: float, levels: int) -> Tensor:
     return torch.round(g_uS.clamp(0, g_max_uS) / step) * step
 
 
+# ------------------------------------------------------------------------------ faults
 def fault_masks(shape: torch.Size, cfg: Faults, generator: torch.Generator,
                 device: torch.device) -> tuple[Tensor, Tensor]:
     """Boolean masks (stuck at 0, stuck at g_max), disjoint, each device independently."""
@@ -100,10 +163,10 @@ def fault_masks(shape: torch.Size, cfg: Faults, generator: torch.Generator,
 
 def apply_faults(g_uS: Tensor, stuck_low: Tensor, stuck_high: Tensor, g_max_uS: float) -> Tensor:
     """Force stuck devices to 0 or g_max."""
-    return torch.where(stuck_high, torch.full_like(g_uS, g_max_uS),
-                       torch.where(stuck_low, torch.zeros_like(g_uS), g_uS))
+    return g_uS.masked_fill(stuck_low, 0.0).masked_fill_(stuck_high, g_max_uS)
 
 
+# ------------------------------------------------------------------------------ pulsed update
 def sample_pulsed_devices(shape: torch.Size, cfg: PulsedUpdate, generator: torch.Generator,
                           device: torch.device) -> dict[str, Tensor]:
     """Per-device parameters of a pulsed device, drawn once: step up/down and bounds."""

@@ -9,7 +9,8 @@ conductances per tile (or per column): the largest |w| of the tile becomes ``g_m
 Nothing here returns the read noise: ``mvm`` draws it, adds it and quantizes; there is no
 noise-free read. Per-sample read noise is exact without B×out×in draws: a read of device (i, j)
 adds an independent N(0, v_ij) to w_ij, so output j of sample b gets N(0, Σ_i x_bi² v_ij),
-i.e. one extra matmul (x²) @ v and one normal per output.
+i.e. one extra matmul (x²) @ v and one normal per output (and per input tile: each tile's
+partial sum gets its own noise before its own ADC).
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class TileGrid:
         m = a.reshape(self.n_col, self.ci, self.n_row, self.ro).amax(dim=(1, 3))  # (C, R)
         return m.repeat_interleave(self.ro, dim=1).unsqueeze(1)
 
-    def tile_sum(self, a: Tensor) -> Tensor:
-        """Sum over each crossbar, broadcast to (C, 1, out_p)."""
-        s = a.reshape(self.n_col, self.ci, self.n_row, self.ro).sum(dim=(1, 3))
+    def tile_abs_sum(self, a: Tensor) -> Tensor:
+        """Σ|a| over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)."""
+        s = a.abs().reshape(self.n_col, self.ci, self.n_row, self.ro).sum(dim=(1, 3))
         return s.repeat_interleave(self.ro, dim=1).unsqueeze(1)
 
 
@@ -85,8 +86,28 @@ def _fast_bf16(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@dataclass
+class _ReadModel:
+    """What ``mvm`` reads at one device time, in ADC units (one output LSB = ``AnalogTile._b``
+    normalized units) per DAC unit (one input LSB = ``AnalogTile._a``).
+
+    w:   (C, ci, out_p) float32, mean weights w_n·gain·a/b (drifted, drift-compensated).
+    var: (C, ci, out_p) read variance of each weight, var_n·(gain·a/b)²; bfloat16 when
+         ``noise_bf16``; None without read noise.
+    out_var: (1, 1, 1) output-noise variance (noise_std/b)², var's dtype; None if no noise.
+    """
+
+    w: Tensor
+    var: Tensor | None
+    out_var: Tensor | None
+    w_eff: Tensor | None = None  # (out, in) mean weights in weight units, for the backward
+
+
 class AnalogTile:
     """The conductances of one (out, in) weight matrix on a grid of crossbars.
+
+    Conductances are stored relative to g_max (g = G/g_max ≥ 0), both devices of a
+    differential pair stacked: (D, C, ci, out_p), D = 2 (G+, G−) or 1.
 
     Args:
         out_features, in_features: matrix shape.
@@ -94,6 +115,12 @@ class AnalogTile:
         clock: device time source; programming stamps ``clock.now``.
         generator: draws every device random number (faults, programming, drift, reads).
         device: torch device of the state; float32.
+
+    ``noise_bf16`` (default: where a bf16 matmul is faster, see ``_fast_bf16``): run the
+    read-noise variance matmul (x²) @ v in bfloat16 (float32 accumulation). x², v and the
+    output variance are rounded to 8 significant bits (relative error ≤ 2⁻⁸ each, unbiased
+    round-to-nearest), so σ of an output is off by well under 1 % (the variance checks allow
+    0.5 %); the mean path stays float32. Set it False for a float32 variance matmul.
     """
 
     def __init__(self, out_features: int, in_features: int, profile: DeviceProfile,
@@ -107,25 +134,46 @@ class AnalogTile:
         self.grid = TileGrid.for_matrix(out_features, in_features, m.tile_rows, m.tile_cols)
         shape = torch.Size((self.grid.n_col, self.grid.ci, self.grid.out_padded))
         self._shape = shape
-        # Faults are a property of the devices: drawn once, for both devices of each pair.
         n_dev = 2 if m.differential else 1
-        masks = [physics.fault_masks(shape, profile.faults, generator, self.device)
-                 for _ in range(n_dev)]
-        self._stuck = masks
-        self._has_faults = (profile.faults.stuck_at_min_fraction > 0
-                            or profile.faults.stuck_at_max_fraction > 0)
+        # Faults are a property of the devices: drawn once, for both devices of each pair
+        # (always, so that the generator's stream does not depend on the fault fractions).
+        f = profile.faults
+        masks = [physics.fault_masks(shape, f, generator, self.device) for _ in range(n_dev)]
+        self._stuck = ((torch.stack([lo for lo, _ in masks]), torch.stack([hi for _, hi in masks]))
+                       if f.stuck_at_min_fraction > 0 or f.stuck_at_max_fraction > 0 else None)
         self._pulsed_dev = (physics.sample_pulsed_devices(shape, profile.update, generator,
                                                           self.device)
                             if isinstance(profile.update, PulsedUpdate) else None)
         self._state_n: Tensor | None = None  # pulsed device state, normalized units
-        self._g: list[Tensor] = []  # programmed conductances, µS, one per device of the pair
-        self._nu: list[Tensor] = []
+        # Converter units (normalized units of the tile): a = one DAC step, b = one ADC step;
+        # without DAC bits a = 1, without ADC bits b = a (outputs stay in DAC units).
+        dac, adc = profile.dac, profile.adc
+        self._a = dac.input_bound / 2 ** (dac.bits - 1) if dac.bits is not None else 1.0
+        self._b = (adc.output_bound / 2 ** (adc.bits - 1)  # type: ignore[operator]
+                   if adc.bits is not None else self._a)
+        rn = profile.read_noise
+        self._rel_noise = rn.q_coeff > 0 and rn.q_max > 0
+        self._rel_noise_ln = self._rel_noise and rn.q_exp != 0  # σ_rel depends on ln g
+        self._g = torch.zeros(n_dev, *shape, device=self.device)  # G/g_max
+        self._ln_g: Tensor | None = None  # ln g, floored (see _write), when σ_rel depends on g
+        self._nu: Tensor | None = None  # drift exponents, (D, C, ci, out_p)
+        self._ref: Tensor | None = None  # Σ|w_n| per tile at programming, (C, 1, out_p)
         self._scale = torch.ones(self.grid.n_col, 1, self.grid.out_padded, device=self.device)
         self._t_prog = clock.now
         self._version = 0
-        self._cache_key: tuple[float, int] | None = None
-        self._cache: tuple[Tensor, Tensor | None] | None = None
-        self.noise_bf16 = _fast_bf16(self.device)
+        self._cache_key: tuple[int, float | None, bool] | None = None
+        self._cache: _ReadModel | None = None
+        self._noise_bf16 = _fast_bf16(self.device)
+
+    @property
+    def noise_bf16(self) -> bool:
+        """Read-noise variance matmul in bfloat16 (see the class docstring)."""
+        return self._noise_bf16
+
+    @noise_bf16.setter
+    def noise_bf16(self, value: bool) -> None:
+        self._noise_bf16 = bool(value)
+        self._cache_key = None
 
     # ----------------------------------------------------------------------------- programming
     def program(self, weight: Tensor, noisy: bool = True) -> None:
@@ -160,69 +208,102 @@ class AnalogTile:
         self._write(self._state_n * self._scale, self._scale, noisy=False)
 
     def _write(self, w: Tensor, scale: Tensor, noisy: bool) -> None:
-        p, g_max = self.profile, self.profile.mapping.g_max_uS
+        """Program (C, ci, out_p) weights ``w`` with per-tile/column ``scale`` (C, 1, out_p).
+
+        Works in g = G/g_max: the physics functions are unit-consistent with g_max = 1.
+        """
+        p = self.profile
         w_n = w / scale
-        if p.mapping.differential:
-            targets = [w_n.clamp_min(0) * g_max, (-w_n).clamp_min(0) * g_max]
-        else:
-            targets = [(w_n.clamp(-1, 1) + 1) / 2 * g_max]
-        g_list, nu_list = [], []
-        for g, (low, high) in zip(targets, self._stuck, strict=True):
-            if p.mapping.levels is not None:
-                g = physics.quantize_levels(g, g_max, p.mapping.levels)
-            if noisy and any(c != 0 for c in p.programming.sigma_poly_uS):
-                g = physics.program(g, g_max, p.programming, self.generator)
-            if self._has_faults:
-                g = physics.apply_faults(g, low, high, g_max)
-            g_list.append(g)
-            if p.drift.enabled:
-                nu_list.append(physics.sample_drift_nu(g, g_max, p.drift.nu_mean,
-                                                       p.drift.nu_std, self.generator))
-        self._g, self._nu, self._scale = g_list, nu_list, scale
+        if p.mapping.differential:  # G+ carries w_n > 0, G− carries w_n < 0
+            g = torch.stack((w_n, -w_n)).clamp_min_(0)
+        else:  # one device read against g_max/2: w_n = 2g − 1
+            g = w_n.clamp_(-1, 1).add_(1).mul_(0.5).unsqueeze(0)
+        if p.mapping.levels is not None:
+            g = physics.quantize_levels(g, 1.0, p.mapping.levels)
+        # Normals drawn device by device, programming then drift (the generator's stream of
+        # the unstacked implementation: same realizations for the same seed).
+        prog = noisy and any(c != 0 for c in p.programming.sigma_poly_uS)
+        xi_prog = torch.empty(g.shape, device=g.device) if prog else None
+        xi_nu = torch.empty(g.shape, device=g.device) if p.drift.enabled else None
+        for d in range(g.shape[0]):
+            for xi in (xi_prog, xi_nu):
+                if xi is not None:
+                    torch.randn(self._shape, generator=self.generator, device=g.device,
+                                out=xi[d])
+        if prog:
+            g = physics.program(g, 1.0, p.programming, self.generator, xi_prog)
+        if self._stuck is not None:
+            g = physics.apply_faults(g, *self._stuck, 1.0)
+        nu_ln = p.drift.enabled and (p.drift.nu_mean.ln_slope != 0
+                                     or p.drift.nu_std.ln_slope != 0)
+        # ln g, floored below every clamp its users apply (log(0) is torch's slow path)
+        ln_g = (g.clamp_min(min(p.read_noise.g_rel_floor, 1e-12)).log_()
+                if self._rel_noise_ln or nu_ln else None)
+        self._ln_g = ln_g if self._rel_noise_ln else None
+        self._nu = (physics.sample_drift_nu(g, 1.0, p.drift.nu_mean, p.drift.nu_std,
+                                            self.generator, ln_g, xi_nu)
+                    if p.drift.enabled else None)
+        # Global drift compensation references Σ|w_n| per tile just after programming.
+        self._ref = (self.grid.tile_abs_sum(self._weight_n(g))
+                     if p.drift.enabled and p.drift.compensation else None)
+        self._g, self._scale = g, scale
         self._t_prog = self.clock.now
         self._version += 1
         self._cache_key = None
 
     # ----------------------------------------------------------------------------- reading
-    def _drifted(self, dt_s: float) -> list[Tensor]:
-        if not self.profile.drift.enabled:
-            return self._g
-        t0 = self.profile.drift.t0_s
-        return [g * physics.drift_factor(nu, dt_s, t0) for g, nu in zip(self._g, self._nu)]
-
-    def _weight_n(self, g: list[Tensor]) -> Tensor:
-        """Normalized weight of conductances ``g`` (one tensor per device of the pair)."""
-        g_max = self.profile.mapping.g_max_uS
+    def _weight_n(self, g: Tensor) -> Tensor:
+        """Normalized weights (C, ci, out_p) of stacked relative conductances g (D, …)."""
         if self.profile.mapping.differential:
-            return (g[0] - g[1]) / g_max
-        return 2 * g[0] / g_max - 1
+            return g[0] - g[1]
+        return g[0] * 2 - 1
 
-    def _read_model(self) -> tuple[Tensor, Tensor | None]:
-        """Normalized mean weights and per-device read variance at ``clock.now`` (cached)."""
-        key = (self.clock.now, self._version)
+    def _read_model(self) -> _ReadModel:
+        """Mean weights and read variances at ``clock.now``, in converter units (cached).
+
+        Drift: g(t) = g·exp(−ν·L), L = ln((dt + t0)/t0), both devices in one op; the read-noise
+        model gets ln g(t) = ln g − ν·L from the cached ln g (no log, no pow).
+        """
+        p = self.profile
+        dt = max(self.clock.now - self._t_prog, 0.0)
+        drift, rn = p.drift.enabled, p.read_noise
+        key = (self._version, dt if drift or rn.one_over_f else None, self._noise_bf16)
         if self._cache_key == key and self._cache is not None:
             return self._cache
-        p, g_max = self.profile, self.profile.mapping.g_max_uS
-        dt = max(self.clock.now - self._t_prog, 0.0)
-        g_t = self._drifted(dt)
-        w_n = self._weight_n(g_t)
+        g, ln_g = self._g, self._ln_g  # (D, C, ci, out_p) at dt
+        if drift and dt > 0:
+            assert self._nu is not None
+            ell = physics.drift_log_factor(dt, p.drift.t0_s)
+            g = torch.exp(self._nu * -ell).mul_(self._g)
+            ln_g = torch.add(self._ln_g, self._nu, alpha=-ell) if self._ln_g is not None else None
+        w = self._weight_n(g)
         gain: Tensor | float = 1.0
-        if p.drift.enabled and p.drift.compensation:
+        if self._ref is not None:
             # Global drift compensation, one scalar per tile: a reference read of Σ|w| just
             # after programming against one now (averaged reads: the read noise cancels).
-            ref = self.grid.tile_sum(self._weight_n(self._g).abs())
-            gain = ref / self.grid.tile_sum(w_n.abs()).clamp_min(1e-12)
-            w_n = w_n * gain
+            gain = self._ref / self.grid.tile_abs_sum(w).clamp_min(1e-12)
+            w.mul_(gain * (self._a / self._b))
+        elif self._a != self._b:
+            w.mul_(self._a / self._b)
         var = None
-        rn = p.read_noise
-        if rn.q_coeff > 0 or rn.absolute_uS > 0:
-            v = sum(physics.read_variance_uS2(g, g_max, rn, dt, p.drift.t0_s) for g in g_t)
-            pair = 1.0 if p.mapping.differential else 4.0  # w_n = 2G/g_max − 1
-            var = v * (pair / g_max**2) * gain**2
-            if self.noise_bf16:
-                var = var.to(torch.bfloat16)
-        self._cache_key, self._cache = key, (w_n, var)
-        return w_n, var
+        if self._rel_noise or rn.absolute_uS > 0:
+            pair = 1.0 if p.mapping.differential else 4.0  # w_n = 2g − 1
+            unit = pair * (self._a / self._b) ** 2  # var(w_n) → (ADC units / DAC unit)²
+            if self._rel_noise:
+                v = physics.read_variance_rel(g, ln_g, rn, dt, p.drift.t0_s, unit).sum(0)
+            else:
+                v = torch.zeros(self._shape, device=self.device)
+            if rn.absolute_uS > 0:
+                v.add_(self._g.shape[0] * unit * (rn.absolute_uS / p.mapping.g_max_uS) ** 2)
+            if isinstance(gain, Tensor):
+                v.mul_(gain.square())
+            var = v.to(torch.bfloat16) if self._noise_bf16 else v
+        out_var = None
+        if p.adc.noise_std > 0:
+            out_var = torch.full((1, 1, 1), (p.adc.noise_std / self._b) ** 2, device=self.device,
+                                 dtype=var.dtype if var is not None else torch.float32)
+        self._cache_key, self._cache = key, _ReadModel(w, var, out_var)
+        return self._cache
 
     def _effective_weight(self) -> Tensor:
         """Mean (noise-free expectation) weights the chip computes with now, (out, in).
@@ -230,62 +311,68 @@ class AnalogTile:
         Used by the straight-through backward of hardware-aware BP; not a pass: no input and
         no periphery involved.
         """
-        w_n, _ = self._read_model()
-        return self.grid.from_grid(w_n * self._scale)
+        m = self._read_model()
+        if m.w_eff is None:
+            m.w_eff = self.grid.from_grid(m.w * (self._scale * (self._b / self._a)))
+        return m.w_eff
 
     def mvm(self, x: Tensor) -> Tensor:
         """One analog matrix-vector product per row of ``x`` (N, in) → (N, out).
 
         DAC (per-sample, per-tile absmax scaling, bits, clipping) → crossbar read with fresh
         per-sample read noise → additive output noise → ADC (bits, saturation) per tile →
-        digital rescale and sum over input tiles. Quantizer steps are folded into the integer
-        codes so every element-wise stage is one or two in-place ops.
+        digital rescale and sum over input tiles. The crossbar sees DAC codes u (x = s·u,
+        integers when quantized) and reads in ADC units, so the ADC is round + clamp, and the
+        digital side folds the per-sample DAC scale s and the per-tile weight scale into one
+        weighted sum over tiles. Random draws: one ``randn`` of (C, N, out_p) per call.
         """
         p, gr = self.profile, self.grid
-        n = x.shape[0]
-        xp = torch.nn.functional.pad(x, (0, gr.in_padded - gr.in_features))
-        xc = xp.reshape(n, gr.n_col, gr.ci).transpose(0, 1)  # (C, N, ci)
-        # DAC: x = s·u with u in DAC units (integer codes when quantized).
-        # x_n (normalized, within ±input_bound) = u·unit; u are integer codes when quantized.
-        unit = 1.0
-        if p.dac.bits is not None:
-            unit = p.dac.input_bound / 2 ** (p.dac.bits - 1)
-        if p.dac.scaling == "absmax":  # x_n = x·bound/max|x|, so x = u·s
-            s = xc.abs().amax(dim=2, keepdim=True).clamp_min_(1e-30) * (unit / p.dac.input_bound)
-            u = xc / s
+        n, c_n = x.shape[0], gr.n_col
+        m = self._read_model()
+        xp = x if gr.in_padded == gr.in_features else torch.nn.functional.pad(
+            x, (0, gr.in_padded - gr.in_features))
+        xv = xp.reshape(n, c_n, gr.ci).transpose(0, 1)  # (C, N, ci) view
+        u = torch.empty(c_n, n, gr.ci, device=x.device, dtype=torch.float32)
+        # DAC: x = s·u, u in DAC steps (integer codes when quantized), |u·a| ≤ input_bound.
+        dac, a, b = p.dac, self._a, self._b
+        if dac.scaling == "absmax":
+            s = xv.abs().amax(dim=2, keepdim=True)  # (C, N, 1)
+            s = s.clamp_min_(1e-30).mul_(a / dac.input_bound)
+            torch.div(xv, s, out=u)
+            k: Tensor | float = s.mul_(b / a)  # (C, N, 1): ADC units → x units
         else:
-            s = None
-            u = xc / unit
-        if p.dac.bits is not None:
-            half = 2 ** (p.dac.bits - 1)
-            u = u.round_().clamp_(-half, half - 1)
-        elif p.dac.scaling == "none":
-            u = u.clamp(-p.dac.input_bound, p.dac.input_bound)
-        w_n, var = self._read_model()
-        y = torch.bmm(u, w_n)  # (C, N, out_p), in units of `unit`
-        out_var = (p.adc.noise_std / unit) ** 2
-        if var is not None:
-            sig = torch.bmm((u * u).to(var.dtype), var).to(y.dtype)
-            if out_var > 0:
-                sig.add_(out_var)
-            sig.sqrt_()
-            y.addcmul_(torch.randn(y.shape, generator=self.generator, device=y.device,
-                                   dtype=y.dtype), sig)
-        elif out_var > 0:
-            y.add_(torch.randn(y.shape, generator=self.generator, device=y.device,
-                               dtype=y.dtype), alpha=out_var**0.5)
-        out_unit = unit
+            torch.div(xv, a, out=u)
+            k = b  # x = u·a is already normalized
+        if dac.bits is not None:
+            half = 2 ** (dac.bits - 1)
+            u.round_().clamp_(-half, half - 1)
+        elif dac.scaling == "none":
+            u.clamp_(-dac.input_bound, dac.input_bound)
+        y = torch.bmm(u, m.w)  # (C, N, out_p), ADC units
+        if m.var is not None or m.out_var is not None:  # one normal per tile, sample, output
+            z = torch.randn(y.shape, generator=self.generator, device=y.device)
+            if m.var is not None:  # σ² = u² @ var + σ_out²
+                u2 = torch.mul(u, u, out=torch.empty_like(u, dtype=m.var.dtype))
+                sig = (torch.bmm(u2, m.var) if m.out_var is None
+                       else torch.baddbmm(m.out_var, u2, m.var))
+                sig = sig.float() if sig.dtype != torch.float32 else sig
+                y.addcmul_(z, sig.sqrt_())
+            else:
+                y.addcmul_(z, m.out_var.sqrt())  # type: ignore[union-attr]
         if p.adc.bits is not None:
             half = 2 ** (p.adc.bits - 1)
-            out_unit = p.adc.output_bound / half  # type: ignore[operator]
-            y.mul_(unit / out_unit).round_().clamp_(-half, half - 1)
+            y.round_().clamp_(-half, half - 1)
         elif p.adc.output_bound is not None:
-            y.clamp_(-p.adc.output_bound / unit, p.adc.output_bound / unit)
-
-        y.mul_(self._scale * out_unit)  # y_n·scale: weight units (for x_n inputs)
-        if s is not None:
-            y.mul_(s / unit)  # back from x_n to x
-        return y.sum(dim=0)[:, : gr.out_features]
+            y.clamp_(-p.adc.output_bound / b, p.adc.output_bound / b)
+        # Digital: out[n, j] = Σ_c k[c, n]·scale[c, j]·y[c, n, j], in weight·x units.
+        y.mul_(self._scale)
+        if isinstance(k, float):
+            out = y.sum(dim=0).mul_(k) if c_n > 1 else y[0].mul_(k)
+        else:
+            out = y[0].mul_(k[0]) if c_n == 1 else torch.mul(y[0], k[0])
+            for c in range(1, c_n):
+                out.addcmul_(y[c], k[c])
+        return out[:, : gr.out_features]
 
     @property
     def programmed_at(self) -> float:
@@ -293,6 +380,7 @@ class AnalogTile:
         return self._t_prog
 
     def conductance_stats(self) -> dict[str, float]:
-        """Summary of the programmed state (mean/max µS, stuck fraction) for reports."""
-        g = torch.stack(self._g)
-        return {"g_mean_uS": float(g.mean()), "g_max_uS": float(g.max())}
+        """Summary of the programmed state (mean/max µS) for reports."""
+        g_max = self.profile.mapping.g_max_uS
+        return {"g_mean_uS": float(self._g.mean()) * g_max,
+                "g_max_uS": float(self._g.max()) * g_max}

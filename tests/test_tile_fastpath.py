@@ -1,0 +1,199 @@
+"""The fast analog forward stays exact: stacked write path, log-domain read model, folded
+converter units, per-tile noise and scales (C > 1 input tiles), the bf16 switch."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import analogsim
+from analogsim.analog import physics
+from analogsim.analog.tile import AnalogTile
+from analogsim.clock import HOUR_S, YEAR_S
+from analogsim.config.profile import (
+    ClippedLog,
+    DeviceProfile,
+    ProgrammingNoise,
+    ReadNoise,
+    load_profile,
+)
+
+RN = {"q_coeff": 0.0088, "q_exp": 0.65, "q_max": 0.2, "g_rel_floor": 1e-3, "one_over_f": True,
+      "t_read_s": 2.5e-7}
+
+
+def profile(**sections) -> DeviceProfile:
+    return DeviceProfile.model_validate({"name": "t", "source": "test", **sections})
+
+
+# ------------------------------------------------------------------------------ write path
+def test_write_draws_device_by_device_and_matches_formulas() -> None:
+    """The stacked write consumes the generator as the per-device one did (fault masks, then
+    per device: programming ξ, drift ξ), and realises the profile's formulas."""
+    p = load_profile("pcm")
+    tile = AnalogTile(40, 700, p, analogsim.SimClock(), torch.Generator().manual_seed(7))
+    w = torch.randn(40, 700, generator=torch.Generator().manual_seed(1))
+    tile.program(w)
+    gen = torch.Generator().manual_seed(7)
+    shape = tile._shape
+    for _ in range(2):
+        physics.fault_masks(shape, p.faults, gen, torch.device("cpu"))
+    w_n = (tile.grid.to_grid(w) / tile._scale).double()
+    for d, target in enumerate((w_n.clamp_min(0), (-w_n).clamp_min(0))):
+        xi_p = torch.randn(shape, generator=gen).double()
+        xi_nu = torch.randn(shape, generator=gen).double()
+        g = (target * 25 + physics.programming_sigma_uS(target * 25, 25.0, p.programming)
+             * xi_p).clamp_min(0) / 25
+        assert torch.allclose(tile._g[d].double(), g, rtol=1e-5, atol=1e-6)
+        nu = (physics.clipped_log(p.drift.nu_mean, tile._g[d].double())
+              + physics.clipped_log(p.drift.nu_std, tile._g[d].double()) * xi_nu).abs()
+        assert torch.allclose(tile._nu[d].double(), nu, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------------------ physics forms
+def test_log_domain_read_variance_matches_pow_form() -> None:
+    g = torch.rand(50_000, dtype=torch.float64) * 1.05
+    g[:500], g[500:1000] = 0.0, 1e-9
+    for extra in ({}, {"q_exp": 0.0}, {"one_over_f": False}, {"g_rel_floor": 0.2}):
+        cfg = ReadNoise(**{**RN, **extra})
+        ref = physics.read_variance_uS2(g * 25, 25.0, cfg, HOUR_S, 20.0) / 25**2
+        got = physics.read_variance_rel(g, torch.log(g), cfg, HOUR_S, 20.0, gain=1.0)
+        assert torch.allclose(got, ref, rtol=1e-9, atol=0), extra
+        assert bool((got[:500] == 0).all())
+
+
+def test_folded_programming_sigma_and_shared_log_drift() -> None:
+    cfg = ProgrammingNoise(sigma_poly_uS=[0.26348, 1.9650, -1.1731], g_max_ref_uS=20.0)
+    g = torch.rand(1000, dtype=torch.float64) * 40
+    g_rel = g / 40
+    ref = (0.26348 + 1.9650 * g_rel - 1.1731 * g_rel**2).clamp_min(0) * (40 / 20)
+    assert torch.allclose(physics.programming_sigma_uS(g, 40.0, cfg), ref, rtol=1e-12)
+    mu = ClippedLog(ln_slope=-0.0155, intercept=0.0244, min=0.049, max=0.1)
+    sd = ClippedLog(ln_slope=-0.0125, intercept=-0.0059, min=0.008, max=0.045)
+    a = physics.sample_drift_nu(g, 40.0, mu, sd, torch.Generator().manual_seed(1))
+    b = physics.sample_drift_nu(g, 40.0, mu, sd, torch.Generator().manual_seed(1),
+                                ln_g_rel=torch.log(g_rel))
+    xi = torch.randn(1000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref_nu = (physics.clipped_log(mu, g_rel) + physics.clipped_log(sd, g_rel) * xi).abs()
+    assert torch.allclose(a, ref_nu, rtol=1e-12) and torch.allclose(b, ref_nu, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------ read model
+def test_read_model_matches_profile_formulas() -> None:
+    """Drift (both devices), global compensation and read variance against the profile's
+    formulas evaluated on the tile's own programmed conductances and drift exponents."""
+    p = load_profile("pcm")
+    clock = analogsim.SimClock()
+    tile = AnalogTile(300, 700, p, clock, torch.Generator().manual_seed(0))
+    tile.program(torch.randn(300, 700, generator=torch.Generator().manual_seed(1)))
+    tile.noise_bf16 = False
+    clock.advance(HOUR_S)
+    m = tile._read_model()
+    g0, nu = tile._g.double(), tile._nu.double()  # G/g_max at programming, (2, C, ci, out_p)
+    gt = g0 * physics.drift_factor(nu, HOUR_S, 20.0)
+    w_now, w_prog = gt[0] - gt[1], g0[0] - g0[1]
+    gain = tile.grid.tile_abs_sum(w_prog) / tile.grid.tile_abs_sum(w_now)
+    r = tile._a / tile._b  # DAC unit / ADC unit: the read model's units
+    assert torch.allclose(m.w.double(), w_now * gain * r, rtol=1e-5, atol=1e-6)
+    var = sum(physics.read_variance_uS2(gt[d] * 25, 25.0, p.read_noise, HOUR_S, 20.0)
+              for d in range(2)) / 25**2 * gain**2 * r**2
+    assert torch.allclose(m.var.double(), var, rtol=1e-4, atol=1e-12)
+    tile.noise_bf16 = True  # the switch re-reads: bf16 variances, same mean
+    m2 = tile._read_model()
+    assert m2.var.dtype == torch.bfloat16 and torch.equal(m2.w, m.w)
+    assert torch.allclose(m2.var.double(), var, rtol=2**-8, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ mvm
+def _ref_mvm(tile: AnalogTile, x: torch.Tensor) -> torch.Tensor:
+    """Noise-free reference: DAC per sample and tile, mean read, ADC per tile, rescale, sum —
+    in float64, the old (unfolded) order of operations."""
+    p, gr = tile.profile, tile.grid
+    m = tile._read_model()
+    w_n = m.w.double() * (tile._b / tile._a)  # normalized mean weights
+    xp = torch.nn.functional.pad(x.double(), (0, gr.in_padded - gr.in_features))
+    xc = xp.reshape(len(x), gr.n_col, gr.ci).transpose(0, 1)
+    half_in, half_out = 2 ** (p.dac.bits - 1), 2 ** (p.adc.bits - 1)
+    unit, out_unit = p.dac.input_bound / half_in, p.adc.output_bound / half_out
+    s = xc.abs().amax(dim=2, keepdim=True) * (unit / p.dac.input_bound)
+    u = (xc / s).round().clamp(-half_in, half_in - 1)
+    y = torch.bmm(u, w_n) * (unit / out_unit)
+    y = y.round().clamp(-half_out, half_out - 1) * out_unit * tile._scale.double() * s / unit
+    return y.sum(0)[:, : gr.out_features]
+
+
+@pytest.mark.parametrize("out_f", [600, 40])  # 2×2 tiles (scale per tile varies with j), 2×1
+def test_noise_free_mvm_matches_reference(out_f: int) -> None:
+    p = profile(drift={"enabled": True, "compensation": True,
+                       "nu_mean": {"intercept": 0.06, "max": 1.0}, "nu_std": {"intercept": 0.01}},
+                dac={"bits": 8, "scaling": "absmax"}, adc={"bits": 8, "output_bound": 12.0},
+                mapping={"tile_rows": 512, "tile_cols": 512})
+    clock = analogsim.SimClock()
+    tile = AnalogTile(out_f, 700, p, clock, torch.Generator().manual_seed(0))
+    w = torch.randn(out_f, 700, generator=torch.Generator().manual_seed(1))
+    w[:, 350:] *= 3  # the two input tiles get different scales
+    tile.program(w)
+    clock.advance(YEAR_S)
+    x = torch.rand(64, 700, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    x[:, :350] *= 0.1  # and different per-sample DAC scales
+    got, ref = tile.mvm(x).double(), _ref_mvm(tile, x)
+    # Float rounding may flip an ADC code at an exact half step (rare): one LSB of one tile.
+    lsb = 12.0 / 128 * float(tile._scale.max()) * float(x.abs().max())  # weight units
+    diff = (got - ref).abs()
+    assert float((diff > 1e-4 * lsb).float().mean()) < 1e-2
+    assert float(diff.max()) <= 1.01 * lsb
+
+
+def _two_tile_layer(p: DeviceProfile, gen: torch.Generator) -> tuple:
+    clock = analogsim.SimClock()
+    w = torch.randn(40, 700, generator=gen)
+    w[:, 350:] *= 3  # tile 0 (inputs 0..349) and tile 1 have different weight scales
+    layer = analogsim.AnalogLinear(w, torch.zeros(40), p, clock, gen)
+    return clock, w, layer
+
+
+def test_read_noise_variance_over_two_input_tiles() -> None:
+    p = profile(read_noise=RN, mapping={"tile_cols": 512})
+    gen = torch.Generator().manual_seed(0)
+    clock, w, layer = _two_tile_layer(p, gen)
+    clock.advance(HOUR_S)
+    k = 4000
+    x = torch.rand(1, 700, generator=gen)
+    with torch.no_grad():
+        y = layer(x.expand(k, 700))
+    # design.md §5 per device, each input tile with its own scale max|w| over the tile
+    var_w = torch.empty(40, 700, dtype=torch.float64)
+    for cols in (slice(0, 350), slice(350, 700)):
+        scale = w[:, cols].abs().max()
+        g = (w[:, cols].abs() / scale).double()
+        q = torch.clamp(0.0088 / g.clamp_min(1e-3) ** 0.65, max=0.2)
+        sig = q * math.sqrt(math.log((HOUR_S + 20 + 2.5e-7) / (2 * 2.5e-7)))
+        var_w[:, cols] = (g * sig * scale) ** 2
+    pred = (x.double() ** 2) @ var_w.t()
+    ratio = y.double().var(dim=0) / pred[0]
+    sd = math.sqrt(2 / (k - 1))
+    assert abs(float(ratio.mean()) - 1) < 5 * sd / math.sqrt(40) + 0.005
+    assert float((ratio - 1).abs().max()) < 5 * sd + 0.005
+
+
+def test_output_noise_is_per_tile_with_its_scales() -> None:
+    """σ_out is added to each tile's normalized output before its ADC: in weight units it is
+    σ_out·scale_c·max|x_c|/bound per tile c, and the tiles add in variance."""
+    p = profile(adc={"noise_std": 0.1}, mapping={"tile_cols": 512},
+                dac={"scaling": "absmax", "input_bound": 1.0})
+    gen = torch.Generator().manual_seed(0)
+    _, w, layer = _two_tile_layer(p, gen)
+    k = 4000
+    x = torch.rand(1, 700, generator=gen)
+    x[:, :350] *= 0.25
+    with torch.no_grad():
+        y = layer(x.expand(k, 700))
+    pred = sum((0.1 * float(w[:, c].abs().max()) * float(x[:, c].abs().max())) ** 2
+               for c in (slice(0, 350), slice(350, 700)))
+    ratio = y.double().var(dim=0) / pred
+    sd = math.sqrt(2 / (k - 1))
+    assert abs(float(ratio.mean()) - 1) < 5 * sd / math.sqrt(40)
+    mean_err = (y.double().mean(0) - (x.double() @ w.double().t())[0]).abs()
+    assert bool((mean_err < 5 * math.sqrt(pred / k)).all())
