@@ -207,10 +207,12 @@ def test_danp_noisy_baseline_learns_digits_on_pcm() -> None:
 
 
 def test_every_rule_runs_on_hardware_on_each_device(device: torch.device) -> None:
-    net = analogsim.analogize(analogsim.models.mlp([16, 32, 4], seed=0).to(device), "pcm")
-    x = torch.rand(8, 16, device=device)
+    net = analogsim.analogize(analogsim.models.mlp([16, 32, 4], seed=0).to(device), "pcm",
+                              generator=torch.Generator(device).manual_seed(0))
+    x = torch.rand(8, 16, generator=torch.Generator().manual_seed(0)).to(device)
     t = torch.nn.functional.one_hot(torch.arange(8, device=device) % 4, 4).float()
-    opt = analogsim.on_device(torch.optim.SGD(net.parameters(), lr=1e-4), net)
+    # η far below the divergence edge: DNP's δL/σ² on hardware is ~1e3 × the gradient
+    opt = analogsim.on_device(torch.optim.SGD(net.parameters(), lr=1e-6), net)
     for name in RULE_NAMES:
         rule = make(name, baseline="noisy")
         for _ in range(2):
