@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import time
 
 import torch
+from timing import timed
 from torch import nn
 
 import analogsim
@@ -35,16 +35,6 @@ def mlp(sizes: list[int]) -> nn.Sequential:
         if i < len(sizes) - 2:
             layers.append(nn.LeakyReLU(0.01))
     return nn.Sequential(*layers)
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
 
 
 def main() -> None:

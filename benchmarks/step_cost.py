@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from timing import timed
 
 import analogsim
 from analogsim.analog import program
@@ -22,16 +22,6 @@ from analogsim.models import mlp
 from analogsim.rules import make
 
 RULES = ("bp", "anp", "dbp", "danp", "inp")
-
-
-def timed(fn, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t = time.perf_counter()
-    fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - t
 
 
 def main() -> None:
