@@ -222,3 +222,12 @@ def test_every_rule_runs_on_hardware_on_each_device(device: torch.device) -> Non
         assert loss.device.type == device.type
         for p in net.parameters():
             assert p.grad.device.type == device.type and torch.isfinite(p.grad).all()
+
+
+def test_learning_rate_tables_cover_every_rule() -> None:
+    from analogsim.rules.defaults import TABLES, default_lr
+
+    for table in TABLES:
+        assert {r: default_lr(r, table) > 0 for r in RULE_NAMES} == dict.fromkeys(RULE_NAMES, True)
+    with pytest.raises(KeyError, match="tables"):
+        default_lr("danp", "cifar")
