@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from analogsim.analog.layers import Trace
 from analogsim.rules.base import LearningRule, layers_of, per_sample_loss, run_passes, write_grads
 
 
@@ -45,6 +46,29 @@ class _Perturbation(LearningRule):
         return torch.randn((b, *shape), generator=self.generator(like.device), device=like.device,
                            dtype=like.dtype) * self.spec.sigma
 
+    def pass_pair(self, b: int, shapes: list[tuple[int, int]], clean: bool,
+                  like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Per layer: the (2B, L, O) injection of a baseline + perturbed run, and pass 2's ε.
+
+        Pass 1 gets zeros (clean baseline) or its own draw (noisy baseline), drawn first.
+        """
+        inject, eps2 = [], []
+        for s in shapes:
+            e1 = (torch.zeros((b, *s), device=like.device, dtype=like.dtype) if clean
+                  else self.draw(b, s, like))
+            e2 = self.draw(b, s, like)
+            inject.append(torch.cat([e1, e2]))
+            eps2.append(e2)
+        return inject, eps2
+
+    def finish(self, model: nn.Module, traces: list[Trace], b: int, signals: list[Tensor],
+               loss: Tensor) -> Tensor:
+        """Write ``.grad`` from per-layer signals and pass 1's inputs; return pass 1's loss."""
+        x1 = [t.inputs[:b] for t in traces]
+        write_grads(layers_of(model), signals, x1, self.spec.reduction)
+        self.first_pass_inputs = x1
+        return loss[0].mean()
+
     def losses(self, out: Tensor, targets: Tensor, passes: int) -> Tensor:
         """(passes, B) per-sample losses of a batched run."""
         b = targets.shape[0]
@@ -58,18 +82,11 @@ class NP(_Perturbation):
         with torch.no_grad():
             clean = self.clean_baseline(model)
             b = inputs.shape[0]
-            eps2 = [self.draw(b, s, inputs) for s in self.shapes(model, inputs)]
-            eps1 = [torch.zeros_like(e) if clean else self.draw(b, e.shape[1:], inputs)
-                    for e in eps2]
-            out, traces = run_passes(model, inputs, 2,
-                                     [torch.cat([e1, e2]) for e1, e2 in zip(eps1, eps2)])
+            inject, eps2 = self.pass_pair(b, self.shapes(model, inputs), clean, inputs)
+            out, traces = run_passes(model, inputs, 2, inject)
             loss = self.losses(out, targets, 2)
             dl = (loss[1] - loss[0]) / self.spec.sigma**2  # (B,)
-            x1 = [t.inputs[:b] for t in traces]
-            write_grads(layers_of(model), [dl[:, None, None] * e for e in eps2], x1,
-                        self.spec.reduction)
-            self.first_pass_inputs = x1
-            return loss[0].mean()
+            return self.finish(model, traces, b, [dl[:, None, None] * e for e in eps2], loss)
 
 
 class ANP(_Perturbation):
@@ -80,11 +97,7 @@ class ANP(_Perturbation):
             clean = self.clean_baseline(model)
             b = inputs.shape[0]
             shapes = self.shapes(model, inputs)
-            inject = None
-            if self.spec.sigma > 0:
-                inject = [torch.cat([torch.zeros((b, *s), device=inputs.device) if clean
-                                     else self.draw(b, s, inputs), self.draw(b, s, inputs)])
-                          for s in shapes]
+            inject = self.pass_pair(b, shapes, clean, inputs)[0] if self.spec.sigma > 0 else None
             out, traces = run_passes(model, inputs, 2, inject)
             del inject  # ANP never reads ε: only the measured activities below
             loss = self.losses(out, targets, 2)
@@ -94,11 +107,7 @@ class ANP(_Perturbation):
             if self.spec.n_units == "all":
                 n_units += inputs[0].numel()
             coef = n_units * (loss[1] - loss[0]) / norm2.clamp_min(1e-30)  # (B,)
-            x1 = [t.inputs[:b] for t in traces]
-            write_grads(layers_of(model), [coef[:, None, None] * d for d in da], x1,
-                        self.spec.reduction)
-            self.first_pass_inputs = x1
-            return loss[0].mean()
+            return self.finish(model, traces, b, [coef[:, None, None] * d for d in da], loss)
 
 
 class INP(_Perturbation):
@@ -128,8 +137,5 @@ class INP(_Perturbation):
                 dl = loss[i + 1] - loss[0]
                 coef = l_ * o * dl / (vi * vi).sum(dim=(1, 2)).clamp_min(1e-30)
                 signals.append(coef[:, None, None] * vi)
-            x1 = [t.inputs[:b] for t in traces]
-            write_grads(layers_of(model), signals, x1, self.spec.reduction)
-            self.first_pass_inputs = x1
-            return loss[0].mean()
+            return self.finish(model, traces, b, signals, loss)
 
