@@ -203,7 +203,9 @@ def test_every_rule_learns_digits_on_ideal(rule: str, lr: float) -> None:
 
 
 def test_danp_noisy_baseline_learns_digits_on_pcm() -> None:
-    assert _train("danp", "pcm", 0.008, epochs=30, baseline="noisy") >= 0.85
+    # η = 0.008 sits at the early-step divergence edge (2 of 3 device seeds diverge); 0.006
+    # over 40 epochs reached 0.886–0.908 on four device seeds.
+    assert _train("danp", "pcm", 0.006, epochs=40, baseline="noisy") >= 0.85
 
 
 def test_every_rule_runs_on_hardware_on_each_device(device: torch.device) -> None:
