@@ -4,13 +4,20 @@
 interleaved repeats, median of each. Last line: ``analog/digital forward: 2.73x`` (the
 ratio; 2-core AMD EPYC with AVX-512 bf16, 2 threads, shared machine).
 ``--noise-fp32`` runs the read-noise variance matmul in float32 instead of bfloat16 (where the
-tiles chose bf16: CUDA, or a CPU with AVX-512 bf16); ``--threads`` sets torch's CPU threads.
+tiles chose bf16: CUDA, or a CPU with AVX-512 bf16); ``--mean-fp32`` runs the mean product in
+float32 instead of on int8 weight digits (where the tiles chose int8: a CPU with VNNI);
+``--threads`` sets torch's CPU threads. OpenMP's wait policy is PASSIVE, as ``import
+analogsim`` before torch sets it (see analogsim/analog/normals.py), unless set already.
 
     python benchmarks/analog_forward.py [--device cpu|cuda] [--repeats 15] [--quick]
-        [--threads N] [--noise-fp32]
+        [--threads N] [--noise-fp32] [--mean-fp32]
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp
 
 import argparse
 import itertools
@@ -21,7 +28,7 @@ from timing import timed
 from torch import nn
 
 import analogsim
-from analogsim.analog import analog_layers
+from analogsim.analog import analog_layers, normals
 from analogsim.clock import HOUR_S
 
 
@@ -46,6 +53,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--noise-fp32", action="store_true",
                     help="float32 read-noise variance matmul (tile.noise_bf16 = False)")
+    ap.add_argument("--mean-fp32", action="store_true",
+                    help="float32 mean product (tile.int8_mean = False)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,9 +66,9 @@ def main() -> None:
     gen = torch.Generator(device).manual_seed(0)
     analog = analogsim.analogize(digital, "pcm", clock=clock, generator=gen)
     tiles = [layer._tile for layer in analog_layers(analog)]
-    if args.noise_fp32:
-        for tile in tiles:
-            tile.noise_bf16 = False
+    for tile in tiles:
+        tile.noise_bf16 = tile.noise_bf16 and not args.noise_fp32
+        tile.int8_mean = tile.int8_mean and not args.mean_fp32
     clock.advance(HOUR_S)  # read one hour after programming: drift and 1/f noise active
     x = torch.rand(args.batch, 784, device=device)
     with torch.no_grad():
@@ -73,8 +82,10 @@ def main() -> None:
             tm.append(timed(lambda: analog(x), device))
     d, a, m = statistics.median(td), statistics.median(ta), statistics.median(tm)
     print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "
-          f"{torch.get_num_threads()}, read-noise variance matmul in "
-          f"{'bfloat16' if all(t.noise_bf16 for t in tiles) else 'float32'}")
+          f"{torch.get_num_threads()}; mean product "
+          f"{'int8 digits' if all(t.int8_mean for t in tiles) else 'float32'}, read-noise "
+          f"variance {'bfloat16' if all(t.noise_bf16 for t in tiles) else 'float32'}, normals "
+          f"on {2 if normals.helper_thread_enabled() else 1} thread(s)")
     print(f"digital forward: {d * 1e3:8.2f} ms")
     print(f"analog  forward: {a * 1e3:8.2f} ms (pcm: prog. noise, drift+compensation, 1/f read "
           f"noise, 8-bit DAC/ADC, output noise, 512x512 tiles)")

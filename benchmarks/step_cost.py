@@ -10,6 +10,10 @@ its own because it is the same for every rule. Interleaved repeats, medians. Las
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import analogsim` first sets it
+
 import argparse
 import statistics
 

@@ -132,6 +132,19 @@ def test_bp_gradients_flow_through_hardware() -> None:
     assert x.grad is not None
 
 
+def test_straight_through_gradients_of_weight_bias_and_input() -> None:
+    """Loss Σ_n c·a_n: ∂/∂b = N·c, ∂/∂W = c·Σ_n x_n, ∂/∂x_n = c·W_eff (the tile's mean)."""
+    layer = analogsim.AnalogLinear(torch.randn(6, 20), torch.randn(6), "pcm",
+                                   generator=torch.Generator().manual_seed(0))
+    x = torch.rand(12, 20, requires_grad=True)
+    c = torch.arange(6, dtype=torch.float32)
+    (layer(x) * c).sum().backward()
+    assert torch.allclose(layer.bias.grad, 12 * c)
+    assert torch.allclose(layer.weight.grad, c[:, None] * x.detach().sum(0), rtol=1e-5)
+    w_eff = layer._tile._effective_weight()
+    assert torch.allclose(x.grad, (c @ w_eff).expand(12, 20), rtol=1e-5, atol=1e-6)
+
+
 def test_clock_stamps_programming_and_runs_processes() -> None:
     clock = analogsim.SimClock()
     seen = []

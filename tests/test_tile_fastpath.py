@@ -197,3 +197,73 @@ def test_output_noise_is_per_tile_with_its_scales() -> None:
     assert abs(float(ratio.mean()) - 1) < 5 * sd / math.sqrt(40)
     mean_err = (y.double().mean(0) - (x.double() @ w.double().t())[0]).abs()
     assert bool((mean_err < 5 * math.sqrt(pred / k)).all())
+
+
+# ------------------------------------------------------------------------------ int8 mean
+def test_int8_digits_reconstruct_weights_within_their_bound() -> None:
+    from analogsim.analog.tile import int8_digits
+
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 300, 50, generator=gen) * torch.logspace(-3, 1, 50)  # column scales
+    w[:, :, 0] = 0.0  # an all-zero column
+    q, s = int8_digits(w)
+    assert q.dtype == torch.int8 and q.shape == (2, 300, 100)
+    assert int(q.abs().max()) <= 127
+    rebuilt = s.double() * (q[..., :50].double() + q[..., 50:].double() / 254)
+    # bound s/508 from rounding t = w/s to q₁ + q₂/254; float32 t adds ≤ 2⁻²⁴·127·s
+    assert bool(((rebuilt - w.double()).abs() <= s.double() * (1 / 508 + 127 * 2**-23)).all())
+
+
+@pytest.mark.parametrize(("in_f", "cols"), [(700, 512), (1200, 600)])  # int32 / float combine
+def test_int8_mean_product_matches_float32(in_f: int, cols: int) -> None:
+    """Same tile, same noise draws: the int8 digit product and the float32 one give the same
+    outputs but for rare ADC codes flipped by the digits' error (≤ max|w|/64 516 per weight,
+    ~1e-3 LSB per output here: a flip chance of ~1e-3 per output; allowed 1 %)."""
+    p = load_profile("pcm").with_field("mapping.tile_cols", cols)
+    outs = []
+    for int8 in (False, True):
+        tile = AnalogTile(60, in_f, p, analogsim.SimClock(), torch.Generator().manual_seed(0))
+        tile.program(torch.randn(60, in_f, generator=torch.Generator().manual_seed(1)))
+        tile.int8_mean = int8
+        x = torch.randn(500, in_f, generator=torch.Generator().manual_seed(2))
+        outs.append(tile.mvm(x).double())
+        assert (tile._read_model().wq is not None) == int8
+    lsb = (p.adc.output_bound / 128 * float(tile._scale.max())  # type: ignore[operator]
+           * float(x.abs().max()) / p.dac.input_bound * 1.01)
+    diff = (outs[0] - outs[1]).abs()
+    assert float((diff > 1e-4 * lsb).float().mean()) < 1e-2
+    assert float(diff.max()) <= lsb
+
+
+def test_int8_mean_needs_an_integer_dac() -> None:
+    p = profile(dac={"bits": 10}, read_noise=RN)
+    tile = AnalogTile(8, 16, p, analogsim.SimClock(), torch.Generator().manual_seed(0))
+    assert not tile.int8_mean
+    with pytest.raises(ValueError, match="at most 8 bits"):
+        tile.int8_mean = True
+
+
+# ------------------------------------------------------------------------------ normals
+def test_split_normals_are_one_stream_threaded_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analogsim.analog import normals
+
+    shape = (3, 700, 101)  # odd count: halves of n//2 and n − n//2
+    draws = []
+    for threaded in (True, False, True):
+        monkeypatch.setattr(normals, "helper_thread_enabled", lambda t=threaded: t)
+        gen = torch.Generator().manual_seed(5)
+        draws.append(normals.randn(shape, gen, normals.second_generator(gen)))
+    assert torch.equal(draws[0], draws[1]) and torch.equal(draws[0], draws[2])
+    gen = torch.Generator().manual_seed(5)
+    second = normals.second_generator(gen)
+    n = 3 * 700 * 101
+    flat = draws[0].reshape(-1)
+    assert torch.equal(flat[: n // 2], torch.randn(n // 2, generator=gen))
+    assert torch.equal(flat[n // 2:], torch.randn(n - n // 2, generator=second))
+    # N(0, 1), halves uncorrelated: 5 standard errors
+    z = flat.double()
+    assert abs(float(z.mean())) < 5 / math.sqrt(n)
+    assert abs(float(z.var()) - 1) < 5 * math.sqrt(2 / n)
+    h = n // 2
+    r = float(torch.corrcoef(torch.stack((z[: h], z[h: 2 * h])))[0, 1])
+    assert abs(r) < 5 / math.sqrt(h)

@@ -48,20 +48,23 @@ class Decorrelator(nn.Module):
 
 
 class _AnalogMVM(torch.autograd.Function):
-    """Analog forward; straight-through backward through the tile's mean weights."""
+    """Analog forward (+ digital bias); straight-through backward through the tile's mean
+    weights."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, tile: AnalogTile) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None,  # type: ignore[override]
+                tile: AnalogTile) -> Tensor:
         ctx.tile = tile
         ctx.save_for_backward(x)
-        return tile.mvm(x)
+        return tile.mvm(x, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
         gx = grad @ ctx.tile._effective_weight() if ctx.needs_input_grad[0] else None
         gw = grad.t() @ x if ctx.needs_input_grad[1] else None
-        return gx, gw, None
+        gb = grad.sum(0) if ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None
 
 
 class AnalogLayer(nn.Module):
@@ -115,21 +118,21 @@ class AnalogLayer(nn.Module):
         self._programmed.copy_(target)
 
     def _mvm(self, x: Tensor) -> Tensor:
-        """(N, K) → (N, O) through the crossbar (or digitally on the ideal profile)."""
-        w = self._matrix()
+        """(N, K) → (N, O) through the crossbar plus the digital bias (or all digitally on the
+        ideal profile)."""
+        w, b = self._matrix(), self.bias
         if self._tile is None:
-            return F.linear(x, w)
-        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
-            return _AnalogMVM.apply(x, w, self._tile)
-        return self._tile.mvm(x)
+            return F.linear(x, w, b)
+        if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad
+                                        or (b is not None and b.requires_grad)):
+            return _AnalogMVM.apply(x, w, b, self._tile)
+        return self._tile.mvm(x, b)
 
     def _expose(self, x: Tensor, b: int) -> Tensor:
         """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace."""
         if self.decorrelator is not None:
             x = self.decorrelator(x)
         a = self._mvm(x)
-        if self.bias is not None:
-            a = a + self.bias
         if self.inject is not None:
             a = a + self.inject.reshape(a.shape)
         if self.record:
