@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
+from analogsim.analog import normals
 from analogsim.analog.layers import AnalogLayer, Trace, analog_layers
 from analogsim.config.rulespec import RuleSpec
 from analogsim.errors import DivergenceError, HardwareError
@@ -110,6 +111,7 @@ class LearningRule(ABC):
         self.spec = spec
         self.guard = DivergenceGuard(spec.check_every, spec.max_abs_weight)
         self._generators: dict[torch.device, torch.Generator] = {}
+        self._second: dict[torch.device, torch.Generator] = {}  # second halves (``randn``)
         #: Crossbar inputs x* (B, L, K) of each layer from the last call's first pass.
         self.first_pass_inputs: list[Tensor] = []
 
@@ -122,6 +124,16 @@ class LearningRule(ABC):
         if device not in self._generators:
             self._generators[device] = torch.Generator(device).manual_seed(self.spec.seed)
         return self._generators[device]
+
+    def randn(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """N(0, 1) of ``shape`` on ``like``'s device and dtype from the rule's generators
+        (float32 CPU draws in two halves on two threads: ``analogsim.analog.normals``)."""
+        gen = self.generator(like.device)
+        if like.dtype != torch.float32:
+            return torch.randn(shape, generator=gen, device=like.device, dtype=like.dtype)
+        if like.device.type == "cpu" and like.device not in self._second:
+            self._second[like.device] = normals.second_generator(gen)
+        return normals.randn(shape, gen, self._second.get(like.device))
 
     def clean_baseline(self, model: nn.Module) -> bool:
         """Whether the first pass is clean; raises if a clean pass is asked of hardware."""

@@ -43,8 +43,7 @@ class _Perturbation(LearningRule):
 
     def draw(self, b: int, shape: tuple[int, int], like: Tensor) -> Tensor:
         """σ·ξ of shape (b, L, O) from the rule's generator."""
-        return torch.randn((b, *shape), generator=self.generator(like.device), device=like.device,
-                           dtype=like.dtype) * self.spec.sigma
+        return self.randn((b, *shape), like).mul_(self.spec.sigma)
 
     def pass_pair(self, b: int, shapes: list[tuple[int, int]], clean: bool,
                   like: Tensor) -> tuple[list[Tensor], list[Tensor]]:
