@@ -29,9 +29,12 @@ def profile(**sections) -> DeviceProfile:
 
 
 # ------------------------------------------------------------------------------ write path
-def test_write_draws_device_by_device_and_matches_formulas() -> None:
-    """The stacked write consumes the generator as the per-device one did (fault masks, then
-    per device: programming ξ, drift ξ), and realises the profile's formulas."""
+def test_write_draws_its_normals_once_and_matches_formulas() -> None:
+    """The write consumes the generators as documented (fault masks per device, then one
+    two-generator draw of (programming, drift) × device normals), and realises the profile's
+    formulas."""
+    from analogsim.analog import normals
+
     p = load_profile("pcm")
     tile = AnalogTile(40, 700, p, analogsim.SimClock(), torch.Generator().manual_seed(7))
     w = torch.randn(40, 700, generator=torch.Generator().manual_seed(1))
@@ -40,10 +43,10 @@ def test_write_draws_device_by_device_and_matches_formulas() -> None:
     shape = tile._shape
     for _ in range(2):
         physics.fault_masks(shape, p.faults, gen, torch.device("cpu"))
+    xi = normals.randn((2, 2, *shape), gen, normals.second_generator(gen)).double()
     w_n = (tile.grid.to_grid(w) / tile._scale).double()
     for d, target in enumerate((w_n.clamp_min(0), (-w_n).clamp_min(0))):
-        xi_p = torch.randn(shape, generator=gen).double()
-        xi_nu = torch.randn(shape, generator=gen).double()
+        xi_p, xi_nu = xi[0, d], xi[1, d]
         g = (target * 25 + physics.programming_sigma_uS(target * 25, 25.0, p.programming)
              * xi_p).clamp_min(0) / 25
         assert torch.allclose(tile._g[d].double(), g, rtol=1e-5, atol=1e-6)

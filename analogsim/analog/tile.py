@@ -109,10 +109,13 @@ def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     and s. With integer DAC codes u (|u| ≤ 128), u @ digits is exact in int32.
     """
     s = w.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30).div_(127)
+    out_p = w.shape[2]
+    q = torch.empty(*w.shape[:2], 2 * out_p, dtype=torch.int8, device=w.device)
     t = w / s
     q1 = torch.round(t)
-    q2 = t.sub_(q1).mul_(_DIGIT).round_()
-    return torch.cat((q1, q2), dim=2).to(torch.int8), s
+    q[..., :out_p] = q1
+    q[..., out_p:] = t.sub_(q1).mul_(_DIGIT).round_()
+    return q, s
 
 
 @dataclass
@@ -273,16 +276,13 @@ class AnalogTile:
             g = w_n.clamp_(-1, 1).add_(1).mul_(0.5).unsqueeze(0)
         if p.mapping.levels is not None:
             g = physics.quantize_levels(g, 1.0, p.mapping.levels)
-        # Normals drawn device by device, programming then drift (the generator's stream of
-        # the unstacked implementation: same realizations for the same seed).
+        # One draw of every normal the write needs: (kinds, D, C, ci, out_p), programming
+        # noise first, then drift exponents (``normals.randn``: two halves on two threads).
         prog = noisy and any(c != 0 for c in p.programming.sigma_poly_uS)
-        xi_prog = torch.empty(g.shape, device=g.device) if prog else None
-        xi_nu = torch.empty(g.shape, device=g.device) if p.drift.enabled else None
-        for d in range(g.shape[0]):
-            for xi in (xi_prog, xi_nu):
-                if xi is not None:
-                    torch.randn(self._shape, generator=self.generator, device=g.device,
-                                out=xi[d])
+        kinds = int(prog) + int(p.drift.enabled)
+        xi = self._normals((kinds, *g.shape)) if kinds else None
+        xi_prog = xi[0] if prog and xi is not None else None
+        xi_nu = xi[kinds - 1] if p.drift.enabled and xi is not None else None
         if prog:
             g = physics.program(g, 1.0, p.programming, self.generator, xi_prog)
         if self._stuck is not None:
@@ -446,15 +446,19 @@ class AnalogTile:
             out.addcmul_(y[c], f[c])
         return out
 
+    def _normals(self, shape: tuple[int, ...]) -> Tensor:
+        """float32 N(0, 1) of ``shape`` from the tile's generators (``normals.randn``)."""
+        if self._gen2 is None and self.device.type == "cpu":
+            self._gen2 = normals.second_generator(self.generator)
+        return normals.randn(shape, self.generator, self._gen2)
+
     def _read_noise(self, u: Tensor, m: _ReadModel) -> Tensor | None:
         """σ·z for (C, N, ci) DAC codes: one normal per tile, sample and output, (C, N, out_p)
         float32, σ² = u² @ var + σ_out²; None without read or output noise."""
         if m.var is None and m.out_var is None:
             return None
         c_n, n = u.shape[0], u.shape[1]
-        if self._gen2 is None and u.device.type == "cpu":
-            self._gen2 = normals.second_generator(self.generator)
-        z = normals.randn((c_n, n, self.grid.out_padded), self.generator, self._gen2)
+        z = self._normals((c_n, n, self.grid.out_padded))
         if m.var is None:
             return z.mul_(m.out_var.float().sqrt_())  # type: ignore[union-attr]
         u2 = torch.mul(u, u, out=torch.empty_like(u, dtype=m.var.dtype))
