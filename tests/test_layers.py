@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from nets import make_mlp
 from torch import nn
 
 import analogsim
 from analogsim.analog import AnalogLayer, analog_layers
 from analogsim.config.profile import DeviceProfile
-
-from nets import make_mlp
 
 HARDWARE = ["pcm", "rram", "low_precision", "noisy_nodes"]
 
@@ -66,7 +67,7 @@ def test_public_surface_offers_no_clean_pass() -> None:
     layer = analog_layers(analogsim.analogize(make_mlp([8, 4]), "pcm"))[0]
     public = {n for n in dir(layer) if not n.startswith("_")} - set(dir(nn.Module))
     assert public <= {"weight", "bias", "profile", "clock", "decorrelator", "record", "trace",
-                      "inject", "hardware", "program", "from_digital", "to_digital",
+                      "inject", "passes", "hardware", "program", "from_digital", "to_digital",
                       "in_features", "out_features", "training"}, public
 
 
@@ -158,3 +159,44 @@ def test_clock_stamps_programming_and_runs_processes() -> None:
     assert seen == [5.0] and clock.now == 10.0
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_shared_passes_read_once_per_pass_with_the_same_statistics() -> None:
+    """``passes`` = P: the input's P copies are converted once and read P times, each read
+    with its own noise — the same per-output mean and variance as P separate reads."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(40, 700, generator=gen) * 0.05
+    x = torch.rand(1, 700, generator=gen)
+    reads = 2000
+    ys = []
+    for shared in (False, True):
+        layer = analogsim.AnalogLinear(w, torch.zeros(40), "pcm",
+                                       generator=torch.Generator().manual_seed(1))
+        layer.passes = reads if shared else 1
+        with torch.no_grad():
+            ys.append(layer(x.expand(reads, 700).contiguous()).double())
+    (y0, y1) = ys
+    assert y1.shape == (reads, 40)
+    # variance ratio of two independent samples of `reads` each: sd √(4/reads) per output
+    ratio = y1.var(0) / y0.var(0)
+    assert abs(float(ratio.mean()) - 1) < 5 * math.sqrt(4 / reads) / math.sqrt(40)
+    se = torch.sqrt((y0.var(0) + y1.var(0)) / reads)
+    assert bool(((y1.mean(0) - y0.mean(0)).abs() < 5 * se).all())
+    assert float(y1.var(0).min()) > 0  # every read its own noise
+
+
+def test_run_passes_shares_the_first_layer_only_where_its_input_is_the_model_input() -> None:
+    from analogsim.rules.base import input_layer, run_passes
+
+    net = analogsim.analogize(make_mlp([16, 8, 4]), "pcm")
+    assert input_layer(net) is analog_layers(net)[0]
+    assert input_layer(nn.Sequential(nn.Flatten(), net)) is analog_layers(net)[0]
+    assert input_layer(nn.Sequential(nn.Tanh(), net)) is None
+    x = torch.rand(5, 16)
+    with torch.no_grad():
+        out, traces = run_passes(net, x, 3)
+    assert out.shape == (15, 4)
+    assert torch.equal(traces[0].inputs.reshape(3, 5, 16), x.expand(3, 5, 16))
+    pre = traces[0].pre.reshape(3, 5, -1)
+    assert not torch.equal(pre[0], pre[1]) and not torch.equal(pre[1], pre[2])
+    assert all(layer.passes == 1 for layer in analog_layers(net))

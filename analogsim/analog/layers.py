@@ -83,6 +83,7 @@ class AnalogLayer(nn.Module):
         self.record = False
         self.trace: Trace | None = None
         self.inject: Tensor | None = None  # (B, L, O), added to the pre-activations once
+        self.passes = 1  # > 1: the input is that many copies of one batch (see ``_expose``)
         self._tile: AnalogTile | None = None
         if not self.profile.is_ideal:
             dev = self.weight.device
@@ -117,22 +118,35 @@ class AnalogLayer(nn.Module):
                 self._tile.program(target, noisy=(kind == "noisy_write"))
         self._programmed.copy_(target)
 
-    def _mvm(self, x: Tensor) -> Tensor:
-        """(N, K) → (N, O) through the crossbar plus the digital bias (or all digitally on the
-        ideal profile)."""
+    def _mvm(self, x: Tensor, repeats: int = 1) -> Tensor:
+        """(N, K) → (repeats·N, O) through the crossbar plus the digital bias (or all
+        digitally on the ideal profile); each repeat is its own noisy read."""
         w, b = self._matrix(), self.bias
         if self._tile is None:
-            return F.linear(x, w, b)
+            a = F.linear(x, w, b)
+            return a.repeat(repeats, 1) if repeats > 1 else a
         if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad
                                         or (b is not None and b.requires_grad)):
+            if repeats > 1:
+                raise ValueError("shared passes (repeats > 1) run without autograd")
             return _AnalogMVM.apply(x, w, b, self._tile)
-        return self._tile.mvm(x, b)
+        return self._tile.mvm(x, b, repeats)
 
     def _expose(self, x: Tensor, b: int) -> Tensor:
-        """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace."""
+        """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace.
+
+        With ``passes`` > 1 (set by ``analogsim.rules.base.run_passes`` on a network's first
+        layer) the input holds that many copies of its first B·L/passes rows: they are
+        decorrelated, converted and multiplied once and read once per pass.
+        """
+        reps = self.passes
+        if reps > 1:
+            x = x[: x.shape[0] // reps]
         if self.decorrelator is not None:
             x = self.decorrelator(x)
-        a = self._mvm(x)
+        a = self._mvm(x, reps)
+        if reps > 1 and self.record:
+            x = x.repeat(reps, 1)
         if self.inject is not None:
             a = a + self.inject.reshape(a.shape)
         if self.record:

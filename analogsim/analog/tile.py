@@ -371,17 +371,21 @@ class AnalogTile:
             m.w_eff = self.grid.from_grid(m.w * (self._scale * (self._b / self._a)))
         return m.w_eff
 
-    def mvm(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
-        """One analog matrix-vector product per row of ``x`` (N, in) → (N, out), plus the
-        digital ``bias`` (out,) if given.
+    def mvm(self, x: Tensor, bias: Tensor | None = None, repeats: int = 1) -> Tensor:
+        """One analog matrix-vector product per row of ``x`` (N, in) → (repeats·N, out), plus
+        the digital ``bias`` (out,) if given.
 
         DAC (per-sample, per-tile absmax scaling, bits, clipping) → crossbar read with fresh
         per-sample read noise → additive output noise → ADC (bits, saturation) per tile →
         digital rescale and sum over input tiles. The crossbar sees DAC codes u (x = s·u,
         integers when quantized) and reads in ADC units, so the ADC is round + clamp, and the
         digital side folds the per-sample DAC scale s and the per-tile weight scale into one
-        weighted sum over tiles. Random draws: (C, N, out_p) normals per call
+        weighted sum over tiles. Random draws: (C, repeats·N, out_p) normals per call
         (``normals.randn``: two halves, two generators).
+
+        ``repeats`` > 1 reads ``x`` that many times, each read with its own noise — what
+        ``repeats`` passes of the same input do — computing the DAC codes, the mean product
+        and the read variances once.
         """
         p, gr = self.profile, self.grid
         n, c_n = x.shape[0], gr.n_col
@@ -406,7 +410,15 @@ class AnalogTile:
         elif dac.scaling == "none":
             u.clamp_(-dac.input_bound, dac.input_bound)
         # Crossbar read: mean product plus read and output noise, in ADC units.
-        y = self._mean_product(u, m, self._read_noise(u, m))  # (C, N, out_p)
+        noise = self._read_noise(u, m, repeats)  # (C, repeats·N, out_p) or None
+        if repeats == 1:
+            y = self._mean_product(u, m, noise)  # (C, N, out_p)
+        else:
+            mean = self._mean_product(u, m, None).unsqueeze(1)  # (C, 1, N, out_p)
+            y = (noise.view(c_n, repeats, n, -1).add_(mean) if noise is not None
+                 else mean.expand(-1, repeats, -1, -1)).reshape(c_n, repeats * n, -1)
+            if isinstance(k, Tensor):
+                k = k.repeat(1, repeats, 1)
         if p.adc.bits is not None:
             half = 2 ** (p.adc.bits - 1)
             y.round_().clamp_(-half, half - 1)
@@ -452,19 +464,22 @@ class AnalogTile:
             self._gen2 = normals.second_generator(self.generator)
         return normals.randn(shape, self.generator, self._gen2)
 
-    def _read_noise(self, u: Tensor, m: _ReadModel) -> Tensor | None:
-        """σ·z for (C, N, ci) DAC codes: one normal per tile, sample and output, (C, N, out_p)
-        float32, σ² = u² @ var + σ_out²; None without read or output noise."""
+    def _read_noise(self, u: Tensor, m: _ReadModel, repeats: int = 1) -> Tensor | None:
+        """σ·z for (C, N, ci) DAC codes read ``repeats`` times: one normal per tile, read,
+        sample and output, (C, repeats·N, out_p) float32, σ² = u² @ var + σ_out²; None without
+        read or output noise."""
         if m.var is None and m.out_var is None:
             return None
         c_n, n = u.shape[0], u.shape[1]
-        z = self._normals((c_n, n, self.grid.out_padded))
+        z = self._normals((c_n, repeats * n, self.grid.out_padded))
         if m.var is None:
             return z.mul_(m.out_var.float().sqrt_())  # type: ignore[union-attr]
         u2 = torch.mul(u, u, out=torch.empty_like(u, dtype=m.var.dtype))
         var = (torch.bmm(u2, m.var) if m.out_var is None
                else torch.baddbmm(m.out_var, u2, m.var))
-        return z.mul_(var.float().sqrt_() if var.dtype != torch.float32 else var.sqrt_())
+        sig = torch.sqrt(var, out=torch.empty(var.shape, device=var.device))  # float32
+        z.view(c_n, repeats, n, -1).mul_(sig.unsqueeze(1))
+        return z
 
     @staticmethod
     def _mean_product(u: Tensor, m: _ReadModel, add: Tensor | None) -> Tensor:

@@ -43,6 +43,9 @@ def run_passes(model: nn.Module, x: Tensor, passes: int,
     """
     layers = layers_of(model)
     xb = x.repeat(passes, *([1] * (x.dim() - 1))) if passes > 1 else x
+    first = input_layer(model)
+    if first is not None:
+        first.passes = passes  # its input is `passes` copies of x: converted and multiplied once
     for i, layer in enumerate(layers):
         layer.record = True
         layer.inject = inject[i] if inject is not None else None
@@ -51,8 +54,20 @@ def run_passes(model: nn.Module, x: Tensor, passes: int,
         traces = [layer.trace for layer in layers]
     finally:
         for layer in layers:
-            layer.record, layer.inject, layer.trace = False, None, None
+            layer.record, layer.inject, layer.trace, layer.passes = False, None, None, 1
     return out, traces  # type: ignore[return-value]
+
+
+def input_layer(model: nn.Module) -> AnalogLayer | None:
+    """The analog layer that receives the model's input row by row unchanged: the first
+    element of (nested) ``nn.Sequential``s, past ``Flatten``/``Identity``; else None."""
+    mod: nn.Module = model
+    while isinstance(mod, nn.Sequential) and len(mod) > 0:
+        i = 0
+        while i < len(mod) - 1 and isinstance(mod[i], nn.Flatten | nn.Identity):
+            i += 1
+        mod = mod[i]
+    return mod if isinstance(mod, AnalogLayer) else None
 
 
 class DivergenceGuard:
