@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import analogsim` fir
 
 import argparse
 import statistics
+from collections.abc import Callable
 
 import torch
 from timing import timed
@@ -24,6 +25,7 @@ import analogsim
 from analogsim.analog import program
 from analogsim.models import mlp
 from analogsim.rules import make
+from analogsim.rules.base import layers_of, per_sample_loss, run_passes, write_grads
 
 RULES = ("bp", "anp", "dbp", "danp", "inp")
 
@@ -51,13 +53,32 @@ def main() -> None:
         rules[r].fill_grads(nets[r], x, t)
         opts[r].step()
 
+    # The parts of an ANP step and a BP step, on the same network at the same device time.
+    net = nets["anp"]
+    layers = layers_of(net)
+    with torch.no_grad():
+        _, traces = run_passes(net, x, 1)
+    signals = [torch.randn_like(tr.pre) for tr in traces]
+    xs = [tr.inputs for tr in traces]
+
+    def bp_backward() -> Callable[[], None]:
+        loss = per_sample_loss(net(x), t).mean()  # forward outside the timed call
+        return loss.backward
+
+    parts: dict[str, Callable[[], object]] = {
+        "F": lambda: net(x), "F2": lambda: run_passes(net, x, 2), "D": lambda: digital(x),
+        "G": lambda: write_grads(layers, signals, xs, "mean")}
     for r in RULES:  # warm-up
         step(r)
-    times: dict[str, list[float]] = {r: [] for r in RULES}
+    times: dict[str, list[float]] = {r: [] for r in (*RULES, *parts, "Bwd")}
     t_write, t_pulse = [], []
     for _ in range(reps):
         for r in RULES:
-            times[r].append(timed(lambda: step(r), device))
+            times[r].append(timed(lambda r=r: step(r), device))
+        with torch.no_grad():
+            for name, fn in parts.items():
+                times[name].append(timed(fn, device))
+        times["Bwd"].append(timed(bp_backward(), device))
         clock.advance(0.1)
         t_write.append(timed(lambda: program(nets["bp"]), device))
         with torch.no_grad():
@@ -71,6 +92,14 @@ def main() -> None:
         print(f"{r:>5} step: {med[r] * 1e3:8.1f} ms")
     print(f"device write, noisy_write (pcm): {statistics.median(t_write) * 1e3:8.1f} ms per step")
     print(f"device write, pulsed (rram):     {statistics.median(t_pulse) * 1e3:8.1f} ms per step")
+    ms = {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}
+    print(f"parts (cached device state): analog forward F {ms['F']}, two passes sharing the "
+          f"input layer F2 {ms['F2']}, BP backward (input and weight grads) {ms['Bwd']}, "
+          f"perturbation weight grads G {ms['G']}, digital forward D {ms['D']}")
+    print(f"anp/bp floor from the parts, (F2 + G)/(F + backward): "
+          f"{(med['F2'] + med['G']) / (med['F'] + med['Bwd']):.2f}x; with an analog forward as "
+          f"cheap as the digital one, (2D + G)/(D + backward): "
+          f"{(2 * med['D'] + med['G']) / (med['D'] + med['Bwd']):.2f}x")
     print(f"inp/bp step: {med['inp'] / med['bp']:.2f}x")
     print(f"anp/bp step: {med['anp'] / med['bp']:.2f}x")
     print(f"danp/dbp step: {med['danp'] / med['dbp']:.2f}x")
