@@ -1,0 +1,85 @@
+"""Where the time of one analog layer goes: its parts side by side with the digital layer.
+
+One 1024×1024 layer on pcm (two 512-input crossbars, 8-bit DAC), batch 1000, one hour after
+programming, float32 inputs; interleaved repeats, medians. Parts: the whole analog read
+(``tile.mvm``), the mean product on int8 weight digits and in float32, the read-noise variance
+matmul in bfloat16, the (C, N, out) normals drawn in two halves at once and on one thread.
+
+    python benchmarks/forward_parts.py [--repeats 25]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp
+
+import argparse
+import statistics
+from collections.abc import Callable
+
+import torch
+from timing import timed
+
+import analogsim
+from analogsim.analog import normals
+from analogsim.clock import HOUR_S
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=25)
+    args = ap.parse_args()
+    cpu = torch.device("cpu")
+    gen = torch.Generator().manual_seed(0)
+    lin = torch.nn.Linear(1024, 1024)
+    clock = analogsim.SimClock()
+    layer = analogsim.AnalogLinear.from_digital(lin, "pcm", clock, gen)
+    tile = layer._tile
+    assert tile is not None
+    clock.advance(HOUR_S)
+    x = torch.rand(1000, 1024, generator=gen)
+    c_n, ci, out_p = tile.grid.n_col, tile.grid.ci, tile.grid.out_padded
+    u = torch.randint(-128, 128, (c_n, 1000, ci), generator=gen).float()
+    m = tile._read_model()
+    w32 = m.w
+    m8 = tile._read_model() if tile.int8_mean else None
+    u2 = (u * u).bfloat16()
+    var = m.var if m.var is not None and m.var.dtype == torch.bfloat16 else None
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    shape = (c_n, 1000, out_p)
+
+    def one_thread() -> None:  # the same two halves, one after the other
+        n = c_n * 1000 * out_p
+        z = torch.empty(n)
+        torch.randn(n // 2, generator=g1, out=z[: n // 2])
+        torch.randn(n - n // 2, generator=g2, out=z[n // 2:])
+
+    parts: dict[str, Callable[[], object]] = {
+        "digital layer (F.linear)": lambda: lin(x),
+        "analog layer (tile.mvm + bias)": lambda: layer(x),
+        "mean product, float32 bmm": lambda: torch.bmm(u, w32),
+        "normals, two halves at once": lambda: normals.randn(shape, g1, g2),
+        "normals, one thread": one_thread,
+    }
+    if m8 is not None and m8.wq is not None:
+        parts["mean product, int8 digits"] = lambda: tile._mean_product(u, m8, None)
+    if var is not None:
+        parts["read-noise variance, bf16 bmm"] = lambda: torch.bmm(u2, var)
+    times: dict[str, list[float]] = {k: [] for k in parts}
+    with torch.no_grad():
+        for fn in parts.values():
+            fn()
+        for _ in range(args.repeats):
+            for k, fn in parts.items():
+                times[k].append(timed(fn, cpu))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    d = med["digital layer (F.linear)"]
+    print(f"1024x1024 pcm layer, batch 1000, torch threads {torch.get_num_threads()}, normals "
+          f"helper thread {'on' if normals.helper_thread_enabled() else 'off'}")
+    for k, v in med.items():
+        print(f"{k:<34} {v * 1e3:7.2f} ms  {v / d:5.2f}x digital")
+
+
+if __name__ == "__main__":
+    main()
