@@ -200,3 +200,23 @@ def test_run_passes_shares_the_first_layer_only_where_its_input_is_the_model_inp
     pre = traces[0].pre.reshape(3, 5, -1)
     assert not torch.equal(pre[0], pre[1]) and not torch.equal(pre[1], pre[2])
     assert all(layer.passes == 1 for layer in analog_layers(net))
+
+
+def test_shared_passes_through_a_convolution() -> None:
+    """The first conv layer of a convnet shares its patches between passes: pass-major rows,
+    identical recorded inputs, own noise per pass; the ideal profile gives identical passes."""
+    from analogsim.rules.base import run_passes
+
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    for profile in ("pcm", "ideal"):
+        net = analogsim.analogize(convnet(), profile, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            out, traces = run_passes(net, x, 2)
+            ref = net(x) if profile == "ideal" else None
+        inputs, pre = traces[0].inputs, traces[0].pre  # (8, L, K), (8, L, 16)
+        assert out.shape == (8, 100) and inputs.shape[0] == 8
+        assert torch.equal(inputs[:4], inputs[4:])
+        if ref is None:
+            assert not torch.equal(pre[:4], pre[4:])
+        else:
+            assert torch.equal(pre[:4], pre[4:]) and torch.allclose(out[:4], ref, atol=1e-6)
