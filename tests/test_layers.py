@@ -220,3 +220,16 @@ def test_shared_passes_through_a_convolution() -> None:
             assert not torch.equal(pre[:4], pre[4:])
         else:
             assert torch.equal(pre[:4], pre[4:]) and torch.allclose(out[:4], ref, atol=1e-6)
+
+
+def test_shared_passes_apply_to_the_next_call_only() -> None:
+    """A layer used twice in a network shares its first call's input only."""
+    w = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
+    layer = analogsim.AnalogLinear(w, torch.zeros(6), "ideal")
+    x, other = torch.rand(3, 6), torch.rand(6, 6)
+    layer.passes = 2
+    with torch.no_grad():
+        first = layer(torch.cat([x, x]))
+        second = layer(other)
+    assert torch.allclose(first, torch.cat([x, x]) @ w.t(), atol=1e-6)
+    assert torch.allclose(second, other @ w.t(), atol=1e-6) and layer.passes == 1

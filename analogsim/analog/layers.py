@@ -133,13 +133,15 @@ class AnalogLayer(nn.Module):
         return self._tile.mvm(x, b, repeats)
 
     def _expose(self, x: Tensor, b: int) -> Tensor:
-        """Run the crossbar on (B·L, K) inputs; add bias and injection; record the trace.
+        """Run the crossbar (bias included) on (B·L, K) inputs; add the injection; record the
+        trace.
 
-        With ``passes`` > 1 (set by ``analogsim.rules.base.run_passes`` on a network's first
-        layer) the input holds that many copies of its first B·L/passes rows: they are
-        decorrelated, converted and multiplied once and read once per pass.
+        With ``passes`` > 1 (set by ``analogsim.rules.base.run_passes`` on a network's input
+        layer, without autograd) the input holds that many copies of its first B·L/passes
+        rows: they are decorrelated, converted and multiplied once and read once per pass. It
+        applies to the layer's next call only (a layer used twice in a network shares once).
         """
-        reps = self.passes
+        reps, self.passes = self.passes, 1
         if reps > 1:
             x = x[: x.shape[0] // reps]
         if self.decorrelator is not None:

@@ -22,6 +22,23 @@ SPLIT_MIN = 1 << 16
 _pool: ThreadPoolExecutor | None = None
 
 
+def _reset_pool_in_child() -> None:
+    """A forked child inherits the pool object but not its thread: start a new one there."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_pool_in_child)
+
+
+def _draw_into(out: Tensor, generator: torch.Generator, inference: bool) -> None:
+    """``randn`` into ``out`` on the helper thread, in the caller's inference mode (an
+    inference tensor may only be written in inference mode; thread-local in torch)."""
+    with torch.inference_mode(inference):
+        torch.randn(out.shape, generator=generator, out=out)
+
+
 def helper_thread_enabled() -> bool:
     """Whether split halves run at once: torch may use more than one thread, and OpenMP's idle
     threads sleep (``OMP_WAIT_POLICY=PASSIVE`` set before torch was imported)."""
@@ -30,7 +47,8 @@ def helper_thread_enabled() -> bool:
 
 
 def second_generator(generator: torch.Generator) -> torch.Generator:
-    """A generator for the second halves, seeded from ``generator`` (one draw)."""
+    """A generator for the second halves, seeded from ``generator`` (one draw). It keeps its
+    own state: re-seeding ``generator`` later does not re-seed it."""
     seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
     return torch.Generator(generator.device).manual_seed(seed)
 
@@ -55,7 +73,7 @@ def randn(shape: tuple[int, ...], generator: torch.Generator,
         global _pool
         if _pool is None:
             _pool = ThreadPoolExecutor(1, thread_name_prefix="analogsim-randn")
-        fut = _pool.submit(torch.randn, (n - h,), generator=second, out=flat[h:])
+        fut = _pool.submit(_draw_into, flat[h:], second, torch.is_inference_mode_enabled())
         torch.randn((h,), generator=generator, out=flat[:h])
         fut.result()
     else:

@@ -15,6 +15,7 @@ partial sum gets its own noise before its own ADC).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ class TileGrid:
         return s.repeat_interleave(self.ro, dim=1).unsqueeze(1)
 
 
+@functools.cache
 def _cpu_flags() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -88,10 +90,20 @@ def _fast_bf16(device: torch.device) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@functools.cache
+def _cpu_int_mm() -> bool:
+    """Whether this torch has a CPU ``torch._int_mm`` (torch ≥ 2.3) that gives exact sums."""
+    try:
+        a = torch.tensor([[127, -128], [3, 5]], dtype=torch.int8)
+        return bool(torch.equal(torch._int_mm(a, a), (a.int() @ a.int())))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
 def _fast_int8(device: torch.device) -> bool:
     """Whether an int8 matmul (``torch._int_mm``) is much faster than float32 here: a CPU with
     VNNI or AMX int8 instructions (4× on this project's AVX-512 VNNI machine)."""
-    if device.type != "cpu" or not hasattr(torch, "_int_mm"):
+    if device.type != "cpu" or not _cpu_int_mm():
         return False
     flags = _cpu_flags()
     return any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
@@ -206,7 +218,9 @@ class AnalogTile:
         self._cache: _ReadModel | None = None
         self._noise_bf16 = _fast_bf16(self.device)
         self._gen2: torch.Generator | None = None  # second-half normals (``normals.randn``)
-        self._int8_ok = dac.bits is not None and dac.bits <= 8  # DAC codes fit int8
+        # int8 mean product: DAC codes fit int8, and the CPU kernel of torch._int_mm
+        self._int8_ok = (dac.bits is not None and dac.bits <= 8 and self.device.type == "cpu"
+                         and _cpu_int_mm())
         self._int8_mean = self._int8_ok and _fast_int8(self.device)
 
     @property
@@ -217,7 +231,8 @@ class AnalogTile:
     @int8_mean.setter
     def int8_mean(self, value: bool) -> None:
         if value and not self._int8_ok:
-            raise ValueError("int8_mean needs a DAC of at most 8 bits (integer codes)")
+            raise ValueError("int8_mean needs a DAC of at most 8 bits (integer codes) on a CPU "
+                             "(torch ≥ 2.3)")
         self._int8_mean = bool(value)
         self._cache_key = None
 
@@ -459,7 +474,10 @@ class AnalogTile:
         return out
 
     def _normals(self, shape: tuple[int, ...]) -> Tensor:
-        """float32 N(0, 1) of ``shape`` from the tile's generators (``normals.randn``)."""
+        """float32 N(0, 1) of ``shape`` from the tile's generators (``normals.randn``). The
+        second generator is seeded from ``self.generator`` at the first CPU draw; re-seeding
+        ``self.generator`` later does not re-seed it (set ``_gen2 = None`` to replay a stream).
+        """
         if self._gen2 is None and self.device.type == "cpu":
             self._gen2 = normals.second_generator(self.generator)
         return normals.randn(shape, self.generator, self._gen2)
@@ -473,7 +491,7 @@ class AnalogTile:
         c_n, n = u.shape[0], u.shape[1]
         z = self._normals((c_n, repeats * n, self.grid.out_padded))
         if m.var is None:
-            return z.mul_(m.out_var.float().sqrt_())  # type: ignore[union-attr]
+            return z.mul_(m.out_var.float().sqrt())  # type: ignore[union-attr]
         u2 = torch.mul(u, u, out=torch.empty_like(u, dtype=m.var.dtype))
         var = (torch.bmm(u2, m.var) if m.out_var is None
                else torch.baddbmm(m.out_var, u2, m.var))

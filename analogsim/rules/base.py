@@ -39,7 +39,9 @@ def run_passes(model: nn.Module, x: Tensor, passes: int,
 
     ``inject[l]``: (passes·B, L_l, O_l) added to layer l's pre-activations (or None).
     Returns outputs (passes·B, K) and each layer's trace. Device noise is drawn per sample, so
-    the passes are independent, exactly as if run one after another.
+    the passes are independent, exactly as if run one after another. The network's input
+    layer (``input_layer``) computes its share once and reads it once per pass; call this
+    without autograd (rules do, under ``torch.no_grad``).
     """
     layers = layers_of(model)
     xb = x.repeat(passes, *([1] * (x.dim() - 1))) if passes > 1 else x
