@@ -5,8 +5,8 @@ device and dtype of its inputs. Every random number comes from the caller's gene
 
 Normals are ``torch.randn`` (Box–Muller on 24-bit uniforms). On the CPU that costs ~3.5 ns per
 number on one thread, nearly all of it drawing the uniforms, so a hand-made Box–Muller from
-``torch.rand`` is no cheaper; filling chunks from sub-streams on helper threads gained nothing
-either (the helper shares its core with OpenMP workers spinning after each parallel op).
+``torch.rand`` is no cheaper; the tile's large draws go through ``normals.randn`` instead, two
+halves from two generators on two threads.
 """
 
 from __future__ import annotations
