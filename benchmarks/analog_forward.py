@@ -1,13 +1,13 @@
 """Time of an analog forward (pcm profile, every effect on) over the digital forward.
 
 784-1024-1024-1024-10 MLP, batch 1000, float32, measured side by side in one run:
-interleaved repeats, median of each. Last line: ``analog/digital forward: 2.73x`` (the
-ratio; 2-core AMD EPYC with AVX-512 bf16, 2 threads, shared machine).
+interleaved repeats, median of each. Last line: ``analog/digital forward: 1.77x`` (the
+ratio; 2-core AMD EPYC with AVX-512 bf16 and VNNI, 2 threads, shared machine).
 ``--noise-fp32`` runs the read-noise variance matmul in float32 instead of bfloat16 (where the
 tiles chose bf16: CUDA, or a CPU with AVX-512 bf16); ``--mean-fp32`` runs the mean product in
 float32 instead of on int8 weight digits (where the tiles chose int8: a CPU with VNNI);
-``--threads`` sets torch's CPU threads. OpenMP's wait policy is PASSIVE, as ``import
-analogsim`` before torch sets it (see analogsim/analog/normals.py), unless set already.
+``--threads`` sets torch's CPU threads. OpenMP's idle threads sleep after a short spin, as
+``import analogsim`` before torch sets them (benchmarks/omp_env.py), unless set already.
 
     python benchmarks/analog_forward.py [--device cpu|cuda] [--repeats 15] [--quick]
         [--threads N] [--noise-fp32] [--mean-fp32]
@@ -15,14 +15,11 @@ analogsim`` before torch sets it (see analogsim/analog/normals.py), unless set a
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp
-
 import argparse
 import itertools
 import statistics
 
+import omp_env  # noqa: F401  (before torch: OpenMP idle threads as analogsim sets them)
 import torch
 from timing import timed
 from torch import nn

@@ -10,14 +10,11 @@ matmul in bfloat16, the (C, N, out) normals drawn in two halves at once and on o
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp
-
 import argparse
 import statistics
 from collections.abc import Callable
 
+import omp_env  # noqa: F401  (before torch: OpenMP idle threads as analogsim sets them)
 import torch
 from timing import timed
 

@@ -10,14 +10,11 @@ its own because it is the same for every rule. Interleaved repeats, medians. Las
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import analogsim` first sets it
-
 import argparse
 import statistics
 from collections.abc import Callable
 
+import omp_env  # noqa: F401  (before torch: OpenMP idle threads as analogsim sets them)
 import torch
 from timing import timed
 

@@ -4,8 +4,9 @@ torch's CPU ``randn`` is single-threaded: a Mersenne-Twister uniform per number 
 vectorized Box–Muller. A large draw is therefore split into two halves with their own
 generators — the tile's own and a second one seeded from it once — which is the same stream
 whether or not the halves run at once. They run at once (the second half on a helper thread)
-only when OpenMP's idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``, which ``analogsim`` sets
-when it is imported before torch): a spinning OpenMP worker otherwise takes the helper's core.
+only when OpenMP's idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``; ``analogsim`` sets it with
+a short spin, ``GOMP_SPINCOUNT=10000`` ≈ 0.1 ms, when it is imported before torch): a spinning
+OpenMP worker (libgomp's default spins ~3 ms after each parallel op) takes the helper's core.
 """
 
 from __future__ import annotations
