@@ -298,3 +298,39 @@ def test_helper_thread_draws_in_inference_mode_and_after_fork(
     if child.exitcode is None:
         child.kill()
     assert child.exitcode == 0
+
+
+_TRAIN_A_FEW_STEPS = """
+import analogsim, torch, sys
+from analogsim.analog import normals
+from analogsim.rules import make
+torch.set_num_threads(2)
+if sys.argv[1] == "off":
+    normals.helper_thread_enabled = lambda: False
+print(normals.helper_thread_enabled())
+net = analogsim.analogize(analogsim.models.mlp([300, 400, 10], seed=0), "pcm",
+                          generator=torch.Generator().manual_seed(1))
+rule = make("danp", baseline="noisy")
+opt = analogsim.on_device(torch.optim.SGD(net.parameters(), lr=1e-3), net)
+x = torch.rand(200, 300, generator=torch.Generator().manual_seed(2))
+t = torch.nn.functional.one_hot(torch.arange(200) % 10, 10).float()
+for _ in range(3):
+    rule.fill_grads(net, x, t)
+    opt.step()
+print(repr(float(sum(p.double().sum() for p in net.parameters()))))
+"""
+
+
+def test_training_is_the_same_with_and_without_the_helper_thread() -> None:
+    """A fresh process that imports analogsim first (idle OpenMP threads sleep): three DANP
+    steps give bit-identical weights whether the normals' halves run on two threads or one."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    runs = [subprocess.run([sys.executable, "-c", _TRAIN_A_FEW_STEPS, mode], env=env,
+                           capture_output=True, text=True, timeout=120, check=True).stdout.split()
+            for mode in ("on", "off")]
+    assert runs[0][0] == "True" and runs[1][0] == "False"
+    assert runs[0][1] == runs[1][1]
