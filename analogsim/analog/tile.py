@@ -514,7 +514,7 @@ class AnalogTile:
         c_n, n, ci = u.shape
         out_p = m.ws.shape[2]
         u8 = u.to(torch.int8)  # exact: integer codes in [−128, 127]
-        y = add if add is not None else torch.empty(c_n, n, out_p, device=u.device)
+        y = add if add is not None else torch.zeros(c_n, n, out_p, device=u.device)
         int_combine = ci * 128 * (127 * _DIGIT + 127) < 2**31
         rows = max(1, (1 << 21) // (2 * out_p))
         for c in range(c_n):
@@ -523,18 +523,10 @@ class AnalogTile:
                 acc = torch._int_mm(u8[c, r:r + rows], m.wq[c])  # (rows, 2·out_p) int32
                 hi, lo = acc[:, :out_p], acc[:, out_p:]
                 yc = y[c, r:r + rows]
-                if int_combine:
-                    both = lo.add_(hi, alpha=_DIGIT)  # q₁·254 + q₂ digits' sum, exact
-                    if add is None:
-                        torch.mul(both, unit, out=yc)
-                    else:
-                        yc.addcmul_(both, unit)
+                if int_combine:  # hi·254 + lo, exact in int32, then one scaled add
+                    yc.addcmul_(lo.add_(hi, alpha=_DIGIT), unit)
                 else:
-                    if add is None:
-                        torch.mul(hi, m.ws[c], out=yc)
-                    else:
-                        yc.addcmul_(hi, m.ws[c])
-                    yc.addcmul_(lo, unit)
+                    yc.addcmul_(hi, m.ws[c]).addcmul_(lo, unit)
         return y
 
     @property
