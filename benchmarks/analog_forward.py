@@ -1,7 +1,7 @@
 """Time of an analog forward (pcm profile, every effect on) over the digital forward.
 
 784-1024-1024-1024-10 MLP, batch 1000, float32, measured side by side in one run:
-interleaved repeats, median of each. Last line: ``analog/digital forward: 1.77x`` (the
+interleaved repeats, median of each. Last line: ``analog/digital forward: 1.80x`` (the
 ratio; 2-core AMD EPYC with AVX-512 bf16 and VNNI, 2 threads, shared machine).
 ``--noise-fp32`` runs the read-noise variance matmul in float32 instead of bfloat16 (where the
 tiles chose bf16: CUDA, or a CPU with AVX-512 bf16); ``--mean-fp32`` runs the mean product in
@@ -9,7 +9,7 @@ float32 instead of on int8 weight digits (where the tiles chose int8: a CPU with
 ``--threads`` sets torch's CPU threads. OpenMP's idle threads sleep after a short spin, as
 ``import analogsim`` before torch sets them (benchmarks/omp_env.py), unless set already.
 
-    python benchmarks/analog_forward.py [--device cpu|cuda] [--repeats 15] [--quick]
+    python benchmarks/analog_forward.py [--device cpu|cuda] [--repeats 31] [--quick]
         [--threads N] [--noise-fp32] [--mean-fp32]
 """
 
@@ -44,7 +44,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="3 repeats (smoke run)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
