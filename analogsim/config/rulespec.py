@@ -24,6 +24,10 @@ class RuleSpec(BaseModel):
     loss: per-sample loss: "sse" Σ_k (t_k − y_k)² (the paper's) or "mse" (mean over outputs).
     reduction: how per-sample updates combine over the batch: "mean" or "sum".
     seed: seeds the rule's own generator (the perturbations it injects).
+    backward: BP/DBP on a chip: how the backward reaches each layer's inputs — "noisy_read" (a
+        transposed noisy read of the same devices, the default and what a chip can do),
+        "shadow" (the optimizer's digital weights) or "mean" (the devices' mean weights, an
+        oracle no chip exposes: optimistic). Only for bp and dbp.
     check_every: steps between host syncs of the divergence guard.
     max_abs_weight: a weight beyond this magnitude counts as divergence.
     """
@@ -38,6 +42,7 @@ class RuleSpec(BaseModel):
     loss: Literal["sse", "mse"] = "sse"
     reduction: Literal["mean", "sum"] = "mean"
     seed: int = Field(0, ge=0)
+    backward: Literal["noisy_read", "shadow", "mean"] | None = None
     check_every: int = Field(50, ge=1)
     max_abs_weight: float = Field(1e4, gt=0)
 
@@ -45,6 +50,8 @@ class RuleSpec(BaseModel):
     def _sigma_for_np(self) -> RuleSpec:
         if self.name in ("np", "dnp", "inp", "dinp") and self.sigma == 0:
             raise ValueError(f"{self.name} divides by the injected noise: sigma must be > 0")
+        if self.backward is not None and self.base != "bp":
+            raise ValueError(f"backward is a choice of bp and dbp, not of {self.name}")
         return self
 
     @property

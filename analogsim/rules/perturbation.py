@@ -19,7 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from analogsim.analog.layers import Trace
-from analogsim.rules.base import LearningRule, layers_of, per_sample_loss, run_passes, write_grads
+from analogsim.errors import HardwareError
+from analogsim.rules.base import (
+    LearningRule,
+    has_noisy_reads,
+    layers_of,
+    per_sample_loss,
+    run_passes,
+    write_grads,
+)
 
 
 def _unit_shapes(model: nn.Module, x: Tensor) -> list[tuple[int, int]]:
@@ -96,6 +104,10 @@ class ANP(_Perturbation):
             clean = self.clean_baseline(model)
             b = inputs.shape[0]
             shapes = self.shapes(model, inputs)
+            if self.spec.sigma == 0 and not has_noisy_reads(model):
+                raise HardwareError(
+                    f"rule {self.spec.name}: sigma 0 learns from the device's own read noise, "
+                    "but this network's reads are noise-free; give sigma > 0")
             inject = self.pass_pair(b, shapes, clean, inputs)[0] if self.spec.sigma > 0 else None
             out, traces = run_passes(model, inputs, 2, inject)
             del inject  # ANP never reads ε: only the measured activities below
