@@ -16,7 +16,6 @@ from analogsim.config.profile import (
     ClippedLog,
     DeviceProfile,
     ProgrammingNoise,
-    ReadNoise,
     load_profile,
 )
 

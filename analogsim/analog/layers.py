@@ -95,7 +95,15 @@ class AnalogLayer(nn.Module):
                               self.clock, generator, dev, numerics)
             tile.program(self._matrix(), noisy=True)
         self.add_module("_tile", tile)
-        self.register_buffer("_programmed", self._matrix().detach().clone(), persistent=False)
+        self.register_buffer("_programmed", self._matrix().detach().clone())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        """A checkpoint with decorrelation matrices gives a fresh layer its ``Decorrelator``."""
+        key = prefix + "decorrelator.R"
+        if self.decorrelator is None and key in state_dict:
+            k = state_dict[key].shape[0]
+            self.decorrelator = Decorrelator(k, device=self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _matrix(self) -> Tensor:
         """Host weights as the crossbar's (out, K) matrix."""

@@ -351,6 +351,34 @@ class AnalogTile(nn.Module):
             self._gen2 = normals.second_generator(self.generator)
         return normals.randn(shape, self.generator, self._gen2)
 
+    # ----------------------------------------------------------------------------- checkpoints
+    def rng_state(self) -> dict[str, Tensor | None]:
+        """The states of the tile's generators (device randomness still to come)."""
+        return {"generator": self.generator.get_state(),
+                "second": self._gen2.get_state() if self._gen2 is not None else None}
+
+    def set_rng_state(self, state: dict[str, Tensor | None]) -> None:
+        """Put the generators back to ``rng_state()``; the cached read model (whose drift
+        compensation read drew from them) is dropped so the next read redraws it."""
+        self._cache_key = None
+        self.generator.set_state(state["generator"])  # type: ignore[arg-type]
+        if state["second"] is None:
+            self._gen2 = None
+        else:
+            if self._gen2 is None:
+                self._gen2 = torch.Generator(self.generator.device)
+            self._gen2.set_state(state["second"])
+
+    def get_extra_state(self) -> dict[str, object]:
+        """What ``state_dict`` adds to the buffers: generator states and the device time."""
+        return {"rng": self.rng_state(), "clock_s": self.clock.now}
+
+    def set_extra_state(self, state: dict[str, object]) -> None:
+        self.set_rng_state(state["rng"])  # type: ignore[arg-type]
+        self.clock.advance_to(float(state["clock_s"]))  # type: ignore[arg-type]
+        self._version += 1  # the loaded buffers are a new device state
+        self._cache_key = None
+
     # ----------------------------------------------------------------------------- reports
     @property
     def last_programmed_s(self) -> float:

@@ -163,6 +163,9 @@ class Scenario(_Data):
     timeline: TimelineSpec = TimelineSpec()
     output: str | None = Field(None, description="results folder (default results/<name>)")
     device: Literal["cpu", "cuda"] = "cpu"
+    numerics: Literal["exact", "fast"] = Field(
+        "exact", description="crossbar arithmetic: exact (float32, the same on every host) or "
+        "fast (int8/bf16 paths measured faster here; recorded in the manifest)")
 
     _folder: Path = PrivateAttr(default_factory=Path.cwd)
 

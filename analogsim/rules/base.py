@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from analogsim.analog import normals
 from analogsim.analog.layers import AnalogLayer, analog_layers
-from analogsim.analog.probe import Trace, input_layer, probe
+from analogsim.analog.probe import Trace, probe
 from analogsim.config.rulespec import RuleSpec
 from analogsim.errors import DivergenceError, HardwareError
 
@@ -135,6 +135,21 @@ class LearningRule(ABC):
         if like.device.type == "cpu" and like.device not in self._second:
             self._second[like.device] = normals.second_generator(gen)
         return normals.randn(shape, gen, self._second.get(like.device))
+
+    def state_dict(self) -> dict[str, object]:
+        """The rule's own random streams (its perturbations still to come) for checkpoints;
+        decorrelation matrices live on the layers (``model.state_dict()``)."""
+        return {"generators": {str(d): g.get_state() for d, g in self._generators.items()},
+                "second": {str(d): g.get_state() for d, g in self._second.items()},
+                "guard_step": self.guard.step}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore ``state_dict()``: continuing gives the same numbers as never stopping."""
+        for key, table in (("generators", self._generators), ("second", self._second)):
+            for dev, st in state[key].items():  # type: ignore[attr-defined]
+                device = torch.device(dev)
+                table.setdefault(device, torch.Generator(device)).set_state(st)
+        self.guard.step = int(state["guard_step"])  # type: ignore[arg-type]
 
     def clean_baseline(self, model: nn.Module) -> bool:
         """Whether the first pass is clean; raises if a clean pass is asked of hardware."""

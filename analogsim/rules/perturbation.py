@@ -31,8 +31,14 @@ from analogsim.rules.base import (
 
 
 def _unit_shapes(model: nn.Module, x: Tensor) -> list[tuple[int, int]]:
-    """(L, O) of each layer's pre-activations for input ``x`` (one probe sample)."""
+    """(L, O) of each layer's pre-activations for input ``x`` (one probe sample). The probe
+    leaves the devices' random streams where they were, so a run resumed from a checkpoint
+    (which probes again) stays identical to one that was never interrupted."""
+    tiles = [layer._tile for layer in layers_of(model) if layer._tile is not None]
+    states = [t.rng_state() for t in tiles]
     _, traces = run_passes(model, x[:1], 1)
+    for t, st in zip(tiles, states, strict=True):
+        t.set_rng_state(st)
     return [(t.pre.shape[1], t.pre.shape[2]) for t in traces]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import on_device, program
+from analogsim.analog import on_device, refresh
 from analogsim.clock import SimClock
 from analogsim.config.scenario import Scenario
 from analogsim.data import Dataset
@@ -131,7 +131,7 @@ class CellRunner:
 
     def network(self, clock: SimClock, model_seed: int, device_seed: int) -> nn.Module:
         return device_network(self.sc.model, self.shape, self.n_out, self.cell.variant.profile,
-                              clock, self.dev, model_seed, device_seed)
+                              clock, self.dev, model_seed, device_seed, self.sc.numerics)
 
     def _batches(self, gen: torch.Generator) -> Iterator[Tensor]:
         n, b = len(self.train), self.sc.batch_size
@@ -213,7 +213,7 @@ class CellRunner:
             record_epoch(0)
         try:
             timeline.run(timeline.training(epochs, batches, step, end_epoch),
-                         evaluate_after if inference else None, lambda: program(net))
+                         evaluate_after if inference else None, lambda: refresh(net))
         except DivergenceError as err:
             out.diverged, out.epoch = err, state["epoch"]
             if curves:

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from analogsim.analog import numerics
 from analogsim.config.scenario import Scenario, load_scenario
 from analogsim.errors import ScenarioError
 from analogsim.runner import executors
@@ -72,6 +73,7 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
         "updated": now,
         "versions": versions(("ray",) if executor == "ray" else ()),
         "device": sc.device,
+        "numerics": numerics.describe(sc.numerics, sc.device),
         "executor": executor,
         "jobs": jobs,
         "threads_per_cell": threads,
