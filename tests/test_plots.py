@@ -66,7 +66,7 @@ def test_markdown_table_and_csv(tmp_path: Path) -> None:
     table = markdown_table(summarize(records()))
     lines = table.strip().splitlines()
     assert len(lines) == 2 + 4
-    assert "| ideal | DANP | 2 | 0 | 0.01 | 70.0 (60.0–80.0) | 70.0 (2) | 90.0 | 60.0 |" in lines
+    assert "| ideal | DANP | 2 | 0 | 0.01 | 70.0 ± 10.0 (60.0–80.0) | 70.0 (2) | 90.0 | 60.0 |" in lines
     assert "1 y after programming" in lines[0]
     store = RecordStore(tmp_path)
     rs = records()
@@ -86,8 +86,8 @@ def test_regression_reports_lowest_loss(tmp_path: Path) -> None:
     assert summary.peak_mean_curve == pytest.approx(0.2) and summary.peak_mean_curve_epoch == 3
     assert summary.peak_over_seeds == pytest.approx(0.1) and summary.peak_over_seeds_seed == 1
     header, _, line = markdown_table([summary]).splitlines()
-    assert "%" not in header and "final test loss (min–max)" in header
-    assert "| 0.2 (0.1–0.3) | 0.2 (3) | 0.1 |" in line
+    assert "%" not in header and "final test loss ± s.e.m. (min–max)" in header
+    assert "| 0.2 ± 0.1 (0.1–0.3) | 0.2 (3) | 0.1 |" in line
 
 
 def test_every_figure_is_drawn(tmp_path: Path) -> None:
