@@ -285,3 +285,43 @@ def test_evaluation_averages_n_reps_reads_of_a_noisy_chip() -> None:
     assert abs(float(one.mean() - four.mean())) < 4 * float(one.std()) / math.sqrt(40)
     ideal = analogize(models.mlp([16, 32, 4], seed=0), "ideal")
     assert evaluate(ideal, data, 50, "sse", 3) == pytest.approx(evaluate(ideal, data, 50, "sse"))
+
+
+# ---------------------------------------------------------------- claims against the spread
+def test_a_claim_holds_only_beyond_the_combined_sem() -> None:
+    from analogsim.report.paper import HOLDS, NOT_HOLDS, UNRESOLVED, all_of, judge, stat
+
+    a = stat([0.80, 0.82, 0.84])  # mean 0.82, s.e.m. 0.02/√3
+    assert a.mean == pytest.approx(0.82) and a.sem == pytest.approx(0.02 / math.sqrt(3))
+    spread = math.hypot(a.sem, a.sem)  # the combined s.e.m. of two such sides: 0.0163
+
+    def shifted(d: float) -> Any:  # the same spread, mean 0.82 − d
+        return stat([0.80 - d, 0.82 - d, 0.84 - d])
+
+    assert judge(a, shifted(1.1 * spread)) == HOLDS
+    assert judge(a, shifted(0.9 * spread)) == UNRESOLVED
+    assert judge(shifted(0.9 * spread), a) == UNRESOLVED
+    assert judge(shifted(1.1 * spread), a) == NOT_HOLDS
+    assert judge(stat([0.9]), stat([0.1])) == UNRESOLVED  # one seed: no spread to judge by
+    # "within 2 points": a − b > −0.02 beyond the spread
+    assert judge(shifted(0.02 - 1.1 * spread), a, margin=-0.02) == HOLDS
+    assert judge(shifted(0.02 + 0.5 * spread), a, margin=-0.02) == UNRESOLVED
+    assert all_of([HOLDS, HOLDS]) == HOLDS and all_of([HOLDS, UNRESOLVED]) == UNRESOLVED
+    assert all_of([UNRESOLVED, NOT_HOLDS]) == NOT_HOLDS
+
+
+def test_report_numbers_are_chosen_on_validation_per_seed(tmp_path: Path) -> None:
+    from analogsim.report.paper import load_run, seed_values
+
+    out = tmp_path / "out"
+    run_scenario(tiny(tmp_path, profiles=["ideal"], rules=["bp"], lr=0.1, epochs=3,
+                      seeds=[0, 1, 2]), out, jobs=1, verbose=False)
+    run = load_run(out)
+    assert run is not None
+    got = sorted(seed_values(run, lambda r: r["rule"] == "bp"))
+    want = []
+    for seed in (0, 1, 2):
+        rows = [r for r in run.records if r["kind"] == "epoch" and r["seed"] == seed]
+        best = max(rows, key=lambda r: (r["val_accuracy"], -r["epoch"]))
+        want.append(best["test_accuracy"])
+    assert got == pytest.approx(sorted(want))

@@ -82,6 +82,7 @@ MIN_SEEDS = 2
 RULE_ORDER = ("np", "dnp", "anp", "danp", "inp", "dinp", "bp", "dbp")
 DECOR_PAIRS = (("np", "dnp"), ("anp", "danp"), ("inp", "dinp"), ("bp", "dbp"))
 EXPERIMENTS = ("table2_lr_three_layer", "table2_lr_single_layer", "three_layer",
+               "three_layer_he",
                "single_layer", "noisy_baseline", "hw_noisy_baseline", "depth_6", "depth_9",
                "alignment", "hw_alignment", "sarcos", "convnet", "hw_three_layer",
                "hw_single_layer", "hw_depth_6", "hw_depth_9", "hw_convnet", "hw_sarcos")
@@ -541,14 +542,15 @@ def section_table2(runs: dict[str, Run]) -> str:
     return "\n".join(out) + "\n"
 
 
-def section_three_layer(run: Run, figs: Figures, claims: list[Claim]) -> str:
-    out = [f"## {TITLES['three_layer']}\n", scale_line(run) + "\n",
+def section_three_layer(run: Run, figs: Figures, claims: list[Claim], tag: str = "") -> str:
+    """``tag``: what tells this run from the other initialisation's (title, claims)."""
+    out = [f"## {TITLES['three_layer']}{tag}\n", scale_line(run) + "\n",
            accuracy_table(run, "three_layer", baselines=("clean", None)),
            ("Paper: CIFAR-10, 3072-1024×3-10, 5 seeds; ours: Fashion-MNIST, see the scale "
            "above. Absolute accuracies are not comparable (different data set, far fewer "
            "epochs); the ordering of the rules is.\n"),
            early_table(run, rules_in(run)),
-           figs.draw("three_layer_pairs.png", "each rule with and without decorrelation",
+           figs.draw(f"{run.experiment}_pairs.png", "each rule with and without decorrelation",
                      lambda fig: _draw_pairs(fig, run, DECOR_PAIRS), size=(13.0, 3.2))]
     st = {r: stat(seed_values(run, rule_pred(r))) for r in rules_in(run)}
     ours = sorted((r for r in st if st[r].mean is not None), key=lambda r: -st[r].mean)  # type: ignore[operator]
@@ -557,20 +559,21 @@ def section_three_layer(run: Run, figs: Figures, claims: list[Claim]) -> str:
     out.append(f"Ranking by the seed-mean test accuracy at the chosen epoch — ours: "
                f"{' > '.join(r.upper() for r in ours)}; paper: "
                f"{' > '.join(r.upper() for r in theirs)}.\n")
-    claims += decorrelation_claims(run, DECOR_PAIRS, "3 hidden layers")
+    where = f"3 hidden layers{tag}"
+    claims += decorrelation_claims(run, DECOR_PAIRS, where)
     dec, plain = ("dnp", "danp", "dinp"), ("np", "anp", "inp")
     if all(r in st for r in ("bp", *dec, *plain)):
         claims.append(Claim(
-            "every decorrelated NP variant beats every plain one (3 hidden layers)",
+            f"every decorrelated NP variant beats every plain one ({where})",
             all_of(judge(st[d], st[p]) for d in dec for p in plain),
             "; ".join(f"{r.upper()} {st[r].text()} %" for r in (*dec, *plain))))
         claims.append(Claim(
-            "BP stays ahead of every NP variant in test accuracy (3 hidden layers)",
+            f"BP stays ahead of every NP variant in test accuracy ({where})",
             all_of(judge(st["bp"], st[d]) for d in dec),
             f"BP {st['bp'].text()} %; " + "; ".join(f"{d.upper()} {st[d].text()} %"
                                                     for d in dec)))
         claims.append(Claim(
-            "INP beats NP and ANP without decorrelation (3 hidden layers)",
+            f"INP beats NP and ANP without decorrelation ({where})",
             all_of(judge(st["inp"], st[p]) for p in ("np", "anp")),
             "; ".join(f"{r.upper()} {st[r].text()} %" for r in ("inp", "np", "anp"))))
     return "\n".join(o for o in out if o) + "\n"
@@ -1053,8 +1056,12 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
     body: list[str] = []
     if any(k.startswith("table2") for k in runs):
         body.append(section_table2(runs))
-    if "three_layer" in runs:
-        body.append(section_three_layer(runs["three_layer"], figs, claims))
+    for key in ("three_layer", "three_layer_he"):
+        if key in runs:
+            init = runs[key].sc["model"].get("init", "he")
+            bias = "with" if runs[key].sc["model"].get("bias", True) else "without"
+            body.append(section_three_layer(runs[key], figs, claims,
+                                            f" — init {init}, {bias} bias"))
     if "noisy_baseline" in runs:
         body.append(section_noisy_baseline(runs["noisy_baseline"], figs, claims,
                                            runs.get("three_layer")))
