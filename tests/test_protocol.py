@@ -207,8 +207,16 @@ def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
         assert c["lr"] == chosen[c["cell"].rsplit("/", 1)[0]]
     man = json.loads((out / "manifest.json").read_text())
     assert man["lr_chosen"] == chosen and man["lr_source"] == "search"
+    assert {c["id"]: c["lr"] for c in man["cells"]} == {
+        c["cell"]: chosen[c["cell"].rsplit("/", 1)[0]] for c in cells}
     assert (out / "lr_search.png").is_file() is False  # figures come from `analogsim plot`
 
+    # searches alone are results too: a plain run into a folder holding them refuses
+    only = tmp_path / "only_search"
+    only.mkdir()
+    (only / "lr_search.jsonl").write_text((out / "lr_search.jsonl").read_text())
+    with pytest.raises(ScenarioError, match="already holds results"):
+        run_scenario(path, only, jobs=1, verbose=False)
     # a resumed run reuses the searches; a second scenario takes η from this folder
     again = run_scenario(path, out, jobs=1, verbose=False, resume=True)
     assert again.searched == [] and len(again.reused) == 8

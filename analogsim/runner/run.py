@@ -99,7 +99,8 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
                    "profile_label": c.variant.label, "sweep_field": c.variant.sweep_field,
                    "sweep_value": c.variant.sweep_value, "rule": c.rule.name,
                    "rule_label": c.rule_label, "baseline": c.baseline, "seed": c.seed,
-                   "lr": c.lr} for c in grid.cells],
+                   "lr": c.lr if c.lr is not None else
+                   (previous or {}).get("lr_chosen", {}).get(c.group)} for c in grid.cells],
         "skipped": grid.skipped,
         "cell_wall_s": dict((previous or {}).get("cell_wall_s", {})),
         "scenario": sc.model_dump(mode="json"),
@@ -123,7 +124,8 @@ def _prepare(out: Path, grid: Grid, resume: bool, fresh: bool) -> dict[str, Any]
         except (OSError, json.JSONDecodeError):
             raise ScenarioError(f"{man_path}: unreadable manifest; use --fresh to start "
                                 "over") from None
-    has_records = (out / RECORDS).is_file() and (out / RECORDS).stat().st_size > 0
+    has_records = any((out / name).is_file() and (out / name).stat().st_size > 0
+                      for name in (RECORDS, SEARCH))
     if not resume:
         if has_records:
             raise ScenarioError(f"{out} already holds results; pass --resume to finish or "
@@ -221,6 +223,9 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         append_search(folder, res.rows)
         chosen[res.cell_id] = float(res.rows[-1]["lr"])
         manifest["lr_chosen"][res.cell_id] = chosen[res.cell_id]
+        for entry in manifest["cells"]:
+            if entry["id"].rsplit("/", 1)[0] == res.cell_id:
+                entry["lr"] = chosen[res.cell_id]
         report.searched.append(res.cell_id)
         progress.line(f"[η search] {res.cell_id}: {res.summary} ({res.wall_s:.1f} s)")
 
