@@ -19,11 +19,11 @@ from analogsim import models
 from analogsim.analog import analogize
 from analogsim.config.scenario import load_scenario, scenario_from_dict
 from analogsim.errors import DivergenceError, ScenarioError
+from analogsim.rules.lr_search import grid_search_lr, log_grid, refined_grid
 from analogsim.runner import plan, read_records, run_scenario
 from analogsim.runner.cell import CellJob, CellRunner, _Tensors, evaluate
 from analogsim.runner.data import carve_validation, load_splits
 from analogsim.runner.lr_store import chosen_lr, read_search
-from analogsim.rules.lr_search import grid_search_lr, log_grid, refined_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "scenarios" / "tiny.yaml"
@@ -65,7 +65,7 @@ def test_validation_split_is_carved_from_train_disjoint_seeded_and_recorded(
     full, _, _ = load_splits(sc.dataset.model_copy(update={"validation": 0.0}), sc.folder, True)
     again_train, again_val = carve_validation(full, 0.2, sc.dataset.seed + 2)
     assert torch.equal(again_val.x, val.x) and torch.equal(again_train.x, train.x)
-    other_train, other_val = carve_validation(full, 0.2, 99)
+    _, other_val = carve_validation(full, 0.2, 99)
     assert not torch.equal(other_val.x, val.x)
     grid = plan(sc, "t")
     assert (grid.data.n_train, grid.data.n_val, grid.data.n_test) == (160, 40, 100)

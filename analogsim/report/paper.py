@@ -1176,8 +1176,9 @@ def search_section(run: Run, key: str, figs: Figures) -> str:
     groups = read_search(run.folder)
     if not groups:
         return ""
-    lines = [f"### {key}\n", "| group | trials (diverged) | chosen η | validation at the "
-             "chosen η |", "|---|---|---|---|"]
+    lines = [f"### {key}\n",
+             "| group | trials (diverged) | chosen η | validation at the chosen η |",
+             "|---|---|---|---|"]
     for g, rows in groups.items():
         trials = [r for r in rows if r["kind"] == "lr_trial"]
         ch = rows[-1]
@@ -1196,8 +1197,8 @@ def search_section(run: Run, key: str, figs: Figures) -> str:
 
 def compact(runs: dict[str, Run]) -> str:
     """One short table: experiment, profile, rule, seeds, diverged, η, peak/final metric."""
-    lines = ["| experiment | profile | rule | seeds (div.) | η | test at the chosen epoch, "
-             "seed-mean curve (epoch) | final test |",
+    lines = [("| experiment | profile | rule | seeds (div.) | η | test at the chosen epoch, "
+              "seed-mean curve (epoch) | final test |"),
              "|---|---|---|---|---|---|---|"]
     for key, r in runs.items():
         for s in r.summary:
