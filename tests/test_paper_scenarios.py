@@ -147,6 +147,8 @@ def test_hardware_scenario_is_its_ideal_one_on_the_analog_profiles(path: Path) -
     for k in ("name", "description", "profiles", "baselines"):
         a.pop(k)
         b.pop(k)
+    if hw.alignment is None:  # a noisy chip is read several times per evaluation
+        assert a["evaluation"].pop("n_reps") >= 3 and b["evaluation"].pop("n_reps") == 1
     assert a == b
 
 
