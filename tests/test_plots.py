@@ -110,3 +110,21 @@ def test_single_profile_has_no_robustness_plot(tmp_path: Path) -> None:
     store.append_cell(rs)
     made = {p.name for p in plot_results(tmp_path)}
     assert "robustness.png" not in made and "learning_curves.png" in made
+
+
+def test_with_a_validation_split_the_peak_epoch_is_chosen_on_it() -> None:
+    # validation accuracy per epoch peaks at epoch 1 for both seeds, the test curve at 2 or 3:
+    # the table must report the test accuracy at epoch 1, not the test curve's maximum
+    val = {0: [0.1, 0.7, 0.6, 0.5], 1: [0.1, 0.8, 0.3, 0.2]}
+    rs = []
+    for seed, curve in CURVES.items():
+        for r in cell("ideal", "danp", seed, curve):
+            if r["kind"] == "epoch":
+                r["val_accuracy"] = val[seed][r["epoch"]]
+            rs.append(r)
+    (s,) = summarize(rs)
+    assert s.peak_chosen_on == "validation"
+    assert s.peak_mean_curve_epoch == 1 and s.peak_mean_curve == pytest.approx((0.5 + 0.4) / 2)
+    assert s.peak_over_seeds_seed == 1 and s.peak_over_seeds == pytest.approx(0.4)
+    header = markdown_table([s]).splitlines()[0]
+    assert "at the peak validation epoch" in header and "best seed on validation" in header

@@ -209,7 +209,9 @@ def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
     assert man["lr_chosen"] == chosen and man["lr_source"] == "search"
     assert {c["id"]: c["lr"] for c in man["cells"]} == {
         c["cell"]: chosen[c["cell"].rsplit("/", 1)[0]] for c in cells}
-    assert (out / "lr_search.png").is_file() is False  # figures come from `analogsim plot`
+    assert not (out / "lr_search.png").is_file()  # figures come from `analogsim plot`
+    from analogsim.cli import main
+    assert main(["plot", str(out)]) == 0 and (out / "lr_search.png").stat().st_size > 0
 
     # searches alone are results too: a plain run into a folder holding them refuses
     only = tmp_path / "only_search"
