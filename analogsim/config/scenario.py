@@ -39,6 +39,10 @@ class DatasetSpec(_Data):
     n_train: int | None = Field(None, ge=1, description="random subset of the train split")
     n_test: int | None = Field(None, ge=1, description="random subset of the test split")
     seed: int = Field(0, ge=0, description="draw of generated sets and of the subsets")
+    validation: float = Field(
+        0.0, ge=0, lt=1, description="fraction of the train split held out as the validation "
+        "split (seeded by ``seed``); η searches and peak-epoch choices read it, never the test "
+        "split")
     options: dict[str, Scalar | list[int]] = Field(
         default_factory=dict, description="options of generated sets")
 
@@ -53,6 +57,9 @@ class DatasetSpec(_Data):
             raise PydanticCustomError("unknown_dataset", str(err)) from None
 
 
+Init = Literal["he", "normal_fan_in", "torch_default"]
+
+
 class MLPSpec(_Data):
     """Fully connected leaky-ReLU net; input and output widths come from the data."""
 
@@ -60,6 +67,10 @@ class MLPSpec(_Data):
     hidden: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [256, 256, 256], description="hidden layer widths")
     slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    init: Init = Field("he", description="initial weights: he (N(0, 2/((1+slope²) fan_in)), "
+                       "zero bias), normal_fan_in (N(0, 1/fan_in), zero bias) or torch_default "
+                       "(U(±1/√fan_in) weights and bias)")
+    bias: bool = Field(True, description="layers with a bias")
 
 
 class ConvNetSpec(_Data):
@@ -67,6 +78,8 @@ class ConvNetSpec(_Data):
 
     kind: Literal["convnet"] = "convnet"
     slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    init: Init = Field("he", description="as the MLP's")
+    bias: bool = Field(True, description="layers with a bias")
 
 
 ModelSpec = Annotated[MLPSpec | ConvNetSpec, Field(discriminator="kind")]
@@ -88,14 +101,33 @@ class SweepSpec(_Data):
 
 
 class LRSearchSpec(_Data):
-    """The paper's η search, per cell: from ``start``, multiply η by ``factor`` while the
-    final test metric of a short trial run (``epochs``, the cell's seeds) improves."""
+    """η search per profile variant × rule × baseline, on the validation split: trial runs
+    on a coarse log grid ``low`` … ``high`` (``points`` values), then ``refine`` values on a
+    finer log grid between the best coarse value's neighbours; the best final validation
+    metric wins. Each trial trains ``epochs`` epochs or ``steps`` steps (give one)."""
 
-    start: float = Field(gt=0, description="first η tried")
-    factor: float = Field(2.0, gt=1, description="η multiplier per step")
-    max_steps: int = Field(8, ge=1, description="most trials")
-    patience: int = Field(1, ge=1, description="stop after this many trials without gain")
-    epochs: int = Field(3, ge=1, description="epochs of each trial run")
+    low: float = Field(gt=0, description="smallest η of the coarse grid")
+    high: float = Field(gt=0, description="largest η of the coarse grid")
+    points: int = Field(5, ge=2, description="η values of the coarse log grid (ends included)")
+    refine: int = Field(4, ge=0, multiple_of=2, description="η values of the refined grid, "
+                        "half on each side of the best coarse value (even; 0: none)")
+    epochs: int | None = Field(None, ge=1, description="epochs of each trial run")
+    steps: int | None = Field(None, ge=1, description="training steps of each trial run")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LRSearchSpec:
+        if not self.high > self.low:
+            raise ValueError("high must be greater than low")
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one of epochs and steps (the length of a trial)")
+        return self
+
+
+class LRFrom(_Data):
+    """η per profile variant × rule × baseline as chosen by an earlier run's η search."""
+
+    from_: str = Field(alias="from", min_length=1, description="results folder holding "
+                       "lr_search.jsonl (relative to the scenario file)")
 
 
 class AlignmentSpec(_Data):
@@ -113,6 +145,8 @@ class EvaluationSpec(_Data):
     batch_size: int = Field(1000, ge=1, description="samples per evaluation forward pass")
     train_samples: int | None = Field(
         None, ge=1, description="evaluate the train metrics on the first N train samples")
+    n_reps: int = Field(1, ge=1, description="repeated reads of the chip per evaluation; "
+                        "metrics are their mean")
 
 
 class TimelineSpec(_Data):
@@ -155,8 +189,9 @@ class Scenario(_Data):
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     drop_last: bool = Field(False, description="drop the last, smaller batch of an epoch")
-    lr: float | dict[str, float] | None = Field(
-        None, description="η for every rule, or per rule name (or label)")
+    lr: float | dict[str, float] | LRFrom | None = Field(
+        None, description="η for every rule, per rule name (or label), or {from: RESULTS} "
+        "(the η an earlier run's search chose)")
     lr_search: LRSearchSpec | None = None
     alignment: AlignmentSpec | None = None
     evaluation: EvaluationSpec = EvaluationSpec()
@@ -193,7 +228,9 @@ class Scenario(_Data):
 
     @field_validator("lr")
     @classmethod
-    def _positive_lr(cls, lr: float | dict[str, float] | None) -> Any:
+    def _positive_lr(cls, lr: float | dict[str, float] | LRFrom | None) -> Any:
+        if isinstance(lr, LRFrom):
+            return lr
         values = [lr] if isinstance(lr, float) else list((lr or {}).values())
         if any(not v > 0 for v in values):
             raise ValueError("every η must be > 0")
@@ -203,6 +240,9 @@ class Scenario(_Data):
     def _consistent(self) -> Scenario:
         if (self.lr is None) == (self.lr_search is None):
             raise ValueError("give exactly one of lr (η per rule) and lr_search")
+        if self.lr_search is not None and self.dataset.validation == 0:
+            raise ValueError("lr_search picks η on the validation split: set "
+                             "dataset.validation (e.g. 0.1)")
         if isinstance(self.lr, dict):
             names = {r.name for r in self.rules}
             unknown = sorted(set(self.lr) - names - set(self.rule_keys()))
@@ -235,7 +275,9 @@ class Scenario(_Data):
 
     def lr_for(self, index: int) -> float | None:
         """η of rule entry ``index`` (None when the η search picks it)."""
-        if self.lr is None or isinstance(self.lr, float):
+        if self.lr is None or isinstance(self.lr, LRFrom):
+            return None
+        if isinstance(self.lr, float):
             return self.lr
         label = self.rule_keys()[index]
         return self.lr.get(label, self.lr.get(self.rules[index].name))

@@ -32,11 +32,12 @@ def digital_network(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: in
     if spec.kind == "mlp":
         if len(input_shape) != 1:
             raise ValueError(f"an MLP needs flat inputs, got shape {input_shape}")
-        return models.mlp([input_shape[0], *spec.hidden, n_outputs], spec.slope, seed)
+        return models.mlp([input_shape[0], *spec.hidden, n_outputs], spec.slope, seed,
+                          spec.init, spec.bias)
     if len(input_shape) != 3:
         raise ValueError(f"the convnet needs image data (C, H, W), got shape {input_shape}")
     c, h, w = input_shape
-    return models.convnet((c, h, w), n_outputs, spec.slope, seed)
+    return models.convnet((c, h, w), n_outputs, spec.slope, seed, spec.init, spec.bias)
 
 
 def device_network(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
