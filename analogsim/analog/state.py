@@ -69,7 +69,7 @@ def targets(w_n: Tensor, profile: DeviceProfile) -> Tensor:
     G+ carries w > 0 and G− carries w < 0, or one device read against g_max/2 (w = 2g − 1);
     snapped to the profile's conductance levels."""
     if profile.mapping.differential:
-        g = torch.stack((w_n, -w_n)).clamp_min_(0).clamp_max_(1)
+        g = torch.stack((w_n, -w_n)).clamp_min_(0)
     else:
         g = w_n.clamp(-1, 1).add_(1).mul_(0.5).unsqueeze(0)
     if profile.mapping.levels is not None:
