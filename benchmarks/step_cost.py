@@ -2,7 +2,9 @@
 
 784-1024-1024-1024-10 MLP on the pcm profile, batch 1000, float32. A step is
 ``rule.fill_grads`` + ``optimizer.step()`` (SGD); the device write (``program``) is timed on
-its own because it is the same for every rule. Interleaved repeats, medians. Last line:
+its own because it is the same for every rule. BP and DBP use their default backward, a
+transposed noisy read of the devices. ``--numerics`` (default fast) sets the crossbar
+arithmetic. Interleaved repeats, medians. Last line:
 ``danp/dbp step: 0.85x``.
 
     python benchmarks/step_cost.py [--device cpu|cuda] [--repeats 7] [--quick]
@@ -33,14 +35,18 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="2 repeats (smoke run)")
+    ap.add_argument("--numerics", choices=("exact", "fast"), default="fast",
+                    help="crossbar arithmetic of the analog network")
     args = ap.parse_args()
     reps = 2 if args.quick else args.repeats
     device = torch.device(args.device)
     digital = mlp([784, 1024, 1024, 1024, 10], seed=0).to(device)
     clock = analogsim.SimClock()
     gen = torch.Generator(device).manual_seed(0)
-    nets = {r: analogsim.analogize(digital, "pcm", clock=clock, generator=gen) for r in RULES}
-    pulsed = analogsim.analogize(digital, "rram", clock=clock, generator=gen)
+    nets = {r: analogsim.analogize(digital, "pcm", clock=clock, generator=gen,
+                                   numerics=args.numerics) for r in RULES}
+    pulsed = analogsim.analogize(digital, "rram", clock=clock, generator=gen,
+                                 numerics=args.numerics)
     rules = {r: make(r, baseline="noisy") for r in RULES}
     opts = {r: torch.optim.SGD(nets[r].parameters(), lr=1e-6) for r in RULES}
     x = torch.rand(args.batch, 784, device=device)

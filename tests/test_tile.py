@@ -246,6 +246,9 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
     sd = outs[0].std()  # the noise-and-signal spread
     assert float(diff.max()) <= 2 * lsb + 2**-7 * float(sd) * 4
     assert float(diff.mean()) < 0.05 * lsb + 2**-8 * float(sd)
+    xg = x[:8].clone().requires_grad_(True)  # the transposed read works in both settings
+    layer(xg).sum().backward()
+    assert xg.grad is not None and bool(torch.isfinite(xg.grad).all())
     rec = numerics.describe("fast")
     assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance"}
     assert numerics.describe("exact") == {"numerics": "exact", "int8_mean": False,

@@ -117,7 +117,7 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
         return
     for name, t in new.items():
         buf = getattr(state, name)
-        buf.copy_(torch.where(changed, t, buf))
+        torch.where(changed, t, buf, out=buf)
     state.t_prog.masked_fill_(changed, now_s)
 
 

@@ -326,7 +326,8 @@ class AnalogTile(nn.Module):
         if per_xbar is not None:
             xin = xin * per_xbar
         u, k = periphery.encode(xin.reshape(c_n * r_n, n, gr.ro), cv)
-        noise = periphery.read_noise(u, m.cache.get("varT"), m.out_var, gr.ci, self._normals)
+        out_var = m.out_var.float() if m.out_var is not None else None  # float32 here
+        noise = periphery.read_noise(u, m.cache.get("varT"), out_var, gr.ci, self._normals)
         y = torch.bmm(u, m.cache["wT"]) if noise is None else torch.baddbmm(noise, u,
                                                                             m.cache["wT"])
         periphery.quantize_output(y, cv)  # (C·R, N, ci)
