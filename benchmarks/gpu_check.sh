@@ -16,7 +16,7 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 PY
 status=0
-python3 -m pytest -q -p no:cacheprovider tests/test_layers.py tests/test_physics.py \
+python3 -m pytest -q -p no:cacheprovider tests/test_layers.py tests/test_physics.py tests/test_device_physics.py tests/test_tile.py \
   tests/test_rules.py tests/test_profiles.py || status=1
 python3 benchmarks/analog_forward.py --device cuda || status=1
 python3 benchmarks/step_cost.py --device cuda || status=1
