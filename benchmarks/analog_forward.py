@@ -69,10 +69,10 @@ def main() -> None:
         for _ in range(reps):
             times["digital"].append(timed(lambda: digital(x), device))
             for s, net in nets.items():
-                times[s].append(timed(lambda: net(x), device))  # same device time: cached
+                times[s].append(timed(lambda n=net: n(x), device))  # same device time: cached
             clock.advance(1.0)  # device time moves: drifted state and read noise recomputed
             for s, net in nets.items():
-                times[f"{s} moved"].append(timed(lambda: net(x), device))
+                times[f"{s} moved"].append(timed(lambda n=net: n(x), device))
     med = {k: statistics.median(v) for k, v in times.items()}
     d = med["digital"]
     print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "

@@ -221,7 +221,7 @@ class AnalogTile(nn.Module):
             m.wq, m.ws = num.int8_digits(w)
         if gain:
             now = self._readout(m)
-            m.gain = self.grid.expand(self.comp_ref / now.clamp_min(1e-4 * float(cv.b)))
+            m.gain = self.grid.expand(self.comp_ref / now.clamp_min(1e-4))
         return m
 
     def _readout(self, m: ReadModel) -> Tensor:
