@@ -11,15 +11,26 @@ from torch import nn
 from analogsim.analog.layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from analogsim.clock import SimClock
 from analogsim.config.profile import DeviceProfile, load_profile
+from analogsim.errors import HardwareError
+
+#: Modules whose matrix-shaped weights scale elementwise (no matrix product): they stay
+#: digital without a refusal.
+_ELEMENTWISE = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 
 
 def analogize(model: nn.Module, profile: DeviceProfile | str | Path,
               clock: SimClock | None = None,
-              generator: torch.Generator | None = None) -> nn.Module:
+              generator: torch.Generator | None = None,
+              allow_digital: bool = False) -> nn.Module:
     """A copy of ``model`` with every ``nn.Linear``/``nn.Conv2d`` programmed onto ``profile``.
 
     All layers share ``clock`` (device time) and ``generator`` (device randomness, on the
     model's device). The original model is left untouched.
+
+    Any other module holding a weight matrix or kernel (``nn.Conv1d``, ``nn.LSTM``, ``nn.GRU``,
+    ``nn.Embedding``, …) has no analog counterpart here: ``analogize`` raises
+    ``HardwareError`` naming them all, unless ``allow_digital=True`` keeps them digital
+    (normalization layers and other elementwise weights always stay digital).
     """
     prof = load_profile(profile)
     clock = clock if clock is not None else SimClock()
@@ -49,7 +60,24 @@ def analogize(model: nn.Module, profile: DeviceProfile | str | Path,
     if top is not None:
         return top
     convert(out)
+    left = digital_matrices(out)
+    if left and not allow_digital:
+        raise HardwareError(
+            f"analogize: no analog form for {', '.join(left)}; they would stay digital — "
+            "replace them by Linear/Conv2d, or pass allow_digital=True to keep them digital")
     return out
+
+
+def digital_matrices(model: nn.Module) -> list[str]:
+    """``"name (Type)"`` of every module outside the analog layers that holds a parameter of
+    two or more dimensions (a matrix product's weight), normalization layers excepted."""
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, (AnalogLayer, *_ELEMENTWISE)):
+            continue
+        if any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+            found.append(f"{name or '<model>'} ({type(module).__name__})")
+    return found
 
 
 def program(model: nn.Module) -> None:
