@@ -230,11 +230,18 @@ def _diverged(ax: Axes, xs: Sequence[float], color: Any, y: float) -> None:
             transform=ax.get_xaxis_transform(), label="_diverged")
 
 
-def _diverged_strip(ax: Axes) -> None:
-    """Names the strip of divergence crosses above a panel that has any."""
-    if any(line.get_label() == "_diverged" for line in ax.get_lines()):
+def _diverged_strip(axes: Sequence[Axes], colors: dict[str, Any]) -> None:
+    """Names the strip of divergence crosses above each panel that has any, and lifts every
+    panel's title above the strip when any panel has one."""
+    crossed = [ax for ax in axes if any(line.get_label() == "_diverged"
+                                        for line in ax.get_lines())]
+    for ax in crossed:
         ax.text(1.01, DIVERGED_Y, "× diverged", transform=ax.transAxes, fontsize=7,
                 va="center", ha="left", color="0.3")
+    if crossed:
+        top = DIVERGED_Y + 0.045 * max(1, len(colors)) - 0.01
+        for ax in axes:
+            ax.set_title(ax.get_title(), fontsize=10, y=top, pad=2)
 
 
 def _figure(n_panels: int, width: float = 4.2, height: float = 3.2,
@@ -346,13 +353,12 @@ def figure_learning_curves(records: Sequence[Record]) -> Figure | None:
             if r["kind"] == "epoch" and r["diverged"] and r["profile_label"] == prof:
                 _diverged(ax, [r["epoch"]], colors.get(r["rule_label"], "k"),
                           _cross_y(colors, r["rule_label"]))
-        ax.set_title(prof, fontsize=10, pad=14)
+        ax.set_title(prof, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel(_ylabel(metric))
         ax.grid(alpha=0.3)
     _share_y(axes, metric)
-    for ax in axes:
-        _diverged_strip(ax)
+    _diverged_strip(axes, colors)
     _legend(fig, axes, _style_handles())
     fig.suptitle(f"learning curves: seed mean, band = min–max over {_seeds(records)}",
                  fontsize=11)
@@ -380,7 +386,7 @@ def figure_robustness(records: Sequence[Record]) -> Figure | None:
             xs = {v: (float(v) if numeric else float(i)) for i, v in enumerate(values)}
             ax.set_xlabel(cells[0]["sweep_field"])
             ax.set_title(f"{group}: final test {metric} vs {cells[0]['sweep_field']}",
-                         fontsize=10, pad=14)
+                         fontsize=10)
             pos = [x for x in xs.values() if x > 0] if numeric else []
             if pos and min(xs.values()) >= 0 and max(pos) / min(pos) >= 100:
                 if len(pos) == len(xs):  # decades apart: log axis (symlog when 0 is swept)
@@ -395,7 +401,7 @@ def figure_robustness(records: Sequence[Record]) -> Figure | None:
             xs = {v: float(i) for i, v in enumerate(labels)}
             ax.set_xticks(list(xs.values()), labels, rotation=20)
             ax.set_xlim(-0.5, len(labels) - 0.5)
-            ax.set_title(f"final test {metric} per device profile", fontsize=10, pad=14)
+            ax.set_title(f"final test {metric} per device profile", fontsize=10)
             xkey = "profile_label"
         rules = _ordered(r["rule_label"] for r in mine)
         for j, rule in enumerate(rules):
@@ -417,8 +423,7 @@ def figure_robustness(records: Sequence[Record]) -> Figure | None:
         ax.set_ylabel(f"final test {_ylabel(metric)}")
         ax.grid(alpha=0.3)
     _share_y(axes, metric)
-    for ax in axes:
-        _diverged_strip(ax)
+    _diverged_strip(axes, colors)
     _legend(fig, axes, title=f"seed mean, bars: min–max over {_seeds(records)} "
                              "(diverged seeds left out)")
     return fig
