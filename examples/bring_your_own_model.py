@@ -13,9 +13,11 @@ About 10 s on 2 CPU cores.
 
 from __future__ import annotations
 
+# isort: off
 import analogsim  # before torch: sets the OpenMP wait policy torch reads once
 import torch
 from torch import nn
+# isort: on
 
 TIMES_S = [1, 60, 3600, 86400, 365 * 86400]  # 1 s, 1 min, 1 h, 1 d, 1 y after programming
 

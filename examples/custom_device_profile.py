@@ -17,9 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+# isort: off
 import analogsim  # before torch: sets the OpenMP wait policy torch reads once
 import torch
 from torch import nn
+# isort: on
 
 MY_CHIP = """\
 name: my_chip

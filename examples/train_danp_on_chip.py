@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import sys
 
+# isort: off
 import analogsim  # before torch: sets the OpenMP wait policy torch reads once
 import torch
 from analogsim.errors import DivergenceError
-
-import matplotlib  # isort: skip
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+# isort: on
+from matplotlib.figure import Figure
 
 PROFILE = "pcm"  # phase-change memory: programming and read noise, drift, DAC/ADC
 RUNS = [("danp", 1e-3), ("dnp", 1e-3), ("dnp", 0.1)]  # (rule, perturbation σ)
@@ -67,7 +65,8 @@ def main(out: str = "danp_vs_dnp.png") -> None:
     torch.manual_seed(0)
     train_set = analogsim.data.load("digits", "train")
     test_set = analogsim.data.load("digits", "test")
-    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    fig = Figure(figsize=(5.5, 3.2))
+    ax = fig.subplots()
     for name, sigma in RUNS:
         curve, outcome = train(name, sigma, train_set, test_set)
         label = f"{name.upper()}, σ = {sigma:g}"

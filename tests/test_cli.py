@@ -31,7 +31,7 @@ def test_version(capsys) -> None:
 
 def test_python_dash_m_runs_the_cli() -> None:
     res = subprocess.run([sys.executable, "-m", "analogsim", "--version"], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, check=False)
     assert res.returncode == 0 and res.stdout.strip() == f"analogsim {analogsim.__version__}"
 
 

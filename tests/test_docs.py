@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cited_design_sections_exist() -> None:
-    headings = re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "design.md").read_text(), re.M)
+    headings = re.findall(r"^## (\d+)\. ", (ROOT / "docs" / "design.md").read_text(), re.MULTILINE)
     cited: set[str] = set()
     files = [*ROOT.glob("*.md"), *(ROOT / "docs").glob("*.md"), *(ROOT / "analogsim").rglob("*.py"),
              *(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
@@ -28,7 +28,7 @@ def test_api_reference_builds_without_warnings(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     res = subprocess.run([sys.executable, str(ROOT / "docs" / "api.py"), str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, env=env)
+                         capture_output=True, text=True, timeout=300, env=env, check=False)
     assert res.returncode == 0, res.stderr
     assert "Warning" not in res.stderr, res.stderr
     evaluate = (tmp_path / "analogsim" / "evaluate.html").read_text()

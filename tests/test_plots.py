@@ -138,8 +138,12 @@ def test_diverged_seeds_sit_above_the_panel_in_a_labelled_strip() -> None:
 
 
 def test_accuracy_axes_from_zero_shared_and_error_bars_named() -> None:
-    from analogsim.plots import (figure_alignment, figure_inference_vs_time,
-                                 figure_learning_curves, figure_robustness)
+    from analogsim.plots import (
+        figure_alignment,
+        figure_inference_vs_time,
+        figure_learning_curves,
+        figure_robustness,
+    )
 
     rs = records()
     for make in (figure_learning_curves, figure_inference_vs_time, figure_robustness):
@@ -173,8 +177,12 @@ def test_device_time_axis_ticks_at_human_durations() -> None:
 
 
 def test_legends_sit_outside_every_panel() -> None:
-    from analogsim.plots import (figure_alignment, figure_inference_vs_time,
-                                 figure_learning_curves, figure_robustness)
+    from analogsim.plots import (
+        figure_alignment,
+        figure_inference_vs_time,
+        figure_learning_curves,
+        figure_robustness,
+    )
 
     rs = _records_with_sweep()
     for make in (figure_learning_curves, figure_inference_vs_time, figure_robustness,

@@ -37,7 +37,8 @@ timeline: {step_s: 0.1, after_programming_s: [1, 86400]}
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
          timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                         timeout=timeout, check=False)
     assert res.returncode == 0, f"{' '.join(cmd)}\n{res.stdout}\n{res.stderr}"
     return res
 
@@ -83,8 +84,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None:
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
     listed = _run([str(venv / "bin" / "analogsim"), "devices", "list"], work, env).stdout
     assert {line.split()[0] for line in listed.splitlines()} >= SHIPPED
-    prof = _run([str(py), "-c", "import analogsim; p = analogsim.load_profile('pcm'); "
-                 "print(p.name, p.drift.enabled)"], work, env).stdout
+    code = "import analogsim; p = analogsim.load_profile('pcm'); print(p.name, p.drift.enabled)"
+    prof = _run([str(py), "-c", code], work, env).stdout
     assert prof.split() == ["pcm", "True"]
 
     (work / "tiny.yaml").write_text(TINY)
