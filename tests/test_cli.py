@@ -35,10 +35,13 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert res.returncode == 0 and res.stdout.strip() == f"analogsim {analogsim.__version__}"
 
 
-def test_devices_alone_prints_its_help(capsys) -> None:
+def test_devices_or_data_alone_prints_its_help(capsys) -> None:
     assert main(["devices"]) == 0
     out = capsys.readouterr().out
     assert "list" in out and "show" in out and "validate" in out and "usage:" in out
+    assert main(["data"]) == 0
+    out = capsys.readouterr().out
+    assert "check" in out and "download" in out and "usage: analogsim data" in out
 
 
 def test_every_option_has_help_and_shows_its_default() -> None:
