@@ -21,7 +21,7 @@ def build(out: Path) -> None:
     import pdoc
 
     warnings.simplefilter("error")
-    pdoc.render.configure(docformat="restructuredtext", footer_text="analogsim")
+    pdoc.render.configure(docformat="google", footer_text="analogsim")
     pdoc.pdoc(*MODULES, output_directory=out)
 
 
