@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     report = run_scenario(args.scenario, args.out, device=args.device, executor=args.executor,
                           jobs=args.jobs, threads=args.threads, resume=args.resume,
                           fresh=args.fresh, verbose=args.verbose,
-                          progress=not args.quiet,
+                          show_progress=not args.quiet,
                           ray_address=args.ray_address)
     sys.stderr.write(f"{len(report.ran)} cell(s) run, {len(report.reused)} reused, "
                      f"{len(report.diverged)} diverged, {len(report.failed)} failed in "

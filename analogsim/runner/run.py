@@ -129,7 +129,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
                  device: str | None = None, executor: Executor = "local",
                  jobs: int | None = None,
                  threads: int | None = None, resume: bool = False, fresh: bool = False,
-                 verbose: bool = False, progress: bool = True,
+                 verbose: bool = False, show_progress: bool = True,
                  ray_address: str | None = None,
                  source: str | None = None) -> RunReport:
     """Run every unfinished cell of ``scenario`` and record it under ``out``.
@@ -146,7 +146,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
             run's on resume). Same seeds and threads give the same numbers on CPU.
         resume: keep finished cells of ``out`` and run the others; ``fresh``: discard them.
         verbose: each cell's per-epoch lines on stderr (then progress prints plain lines).
-        progress: one progress display on stderr (cells done/total, ETA, last result).
+        show_progress: one progress display on stderr (cells done/total, ETA, last result).
 
     Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
     scenario or the results folder is unusable.
@@ -182,11 +182,11 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
     report.diverged = [c for c in report.reused if finished[c][-1].get("status") == "diverged"]
     run_jobs = [CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
                         verbose) for c in todo]
-    display = GridProgress(len(grid.cells), len(report.reused), enabled=progress or verbose,
-                           plain=verbose)
+    progress = GridProgress(len(grid.cells), len(report.reused),
+                            enabled=show_progress or verbose, plain=verbose)
     where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
              if executor == "ray" else f"{min(jobs, max(1, len(todo)))} local process(es)")
-    display.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
+    progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
 
     def on_done(res: CellResult) -> None:
         store.append_cell(res.rows)
@@ -194,11 +194,11 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         if res.status == "diverged":
             report.diverged.append(res.cell_id)
         manifest["cell_wall_s"][res.cell_id] = round(res.wall_s, 3)
-        display.cell_done(res.cell_id, res.summary)
+        progress.cell_done(res.cell_id, res.summary)
 
     def on_error(job: CellJob, message: str) -> None:
         report.failed[job.cell.id] = message
-        display.line(f"cell {job.cell.id} failed: {message}")
+        progress.line(f"cell {job.cell.id} failed: {message}")
 
     try:
         if executor == "ray":
@@ -206,7 +206,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         else:
             executors.run_local(run_jobs, jobs, on_done, on_error)
     finally:
-        display.close()
+        progress.close()
         manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         manifest["complete"] = report.complete
         write_json(folder / MANIFEST, manifest)
