@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
@@ -33,6 +35,7 @@ def _table(text: str, after: str) -> dict[str, list[float]]:
     return rows
 
 
+@pytest.mark.slow
 def test_bring_your_own_model(tmp_path: Path) -> None:
     out = _run("bring_your_own_model.py", cwd=tmp_path)
     digital = float(re.search(r"digital test accuracy: ([\d.]+)", out).group(1))
@@ -43,6 +46,7 @@ def test_bring_your_own_model(tmp_path: Path) -> None:
         assert all(abs(v[0] - digital) < 0.1 for v in rows.values())
 
 
+@pytest.mark.slow
 def test_custom_device_profile(tmp_path: Path) -> None:
     out = _run("custom_device_profile.py", str(tmp_path / "prof"), cwd=tmp_path)
     assert (tmp_path / "prof" / "my_chip.yaml").is_file()
@@ -52,6 +56,7 @@ def test_custom_device_profile(tmp_path: Path) -> None:
     assert rows["1 y"][1] < rows["1 y"][0]
 
 
+@pytest.mark.slow
 def test_train_danp_on_chip(tmp_path: Path) -> None:
     png = tmp_path / "curves.png"
     out = _run("train_danp_on_chip.py", str(png), cwd=tmp_path)
