@@ -17,9 +17,10 @@ from analogsim.clock import SimClock
 from analogsim.config.profile import DeviceProfile, load_profile
 from analogsim.config.rulespec import RuleSpec
 from analogsim.config.scenario import Scenario, load_scenario
+from analogsim.evaluate import Evaluation, evaluate
 
 __version__ = "0.1.0"
 
-__all__ = ["AnalogConv2d", "AnalogLinear", "DeviceProfile", "RuleSpec", "Scenario", "SimClock",
-           "__version__", "analogize", "data", "load_profile", "load_scenario", "models",
-           "on_device", "program"]
+__all__ = ["AnalogConv2d", "AnalogLinear", "DeviceProfile", "Evaluation", "RuleSpec", "Scenario",
+           "SimClock", "__version__", "analogize", "data", "evaluate", "load_profile",
+           "load_scenario", "models", "on_device", "program"]

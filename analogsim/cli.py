@@ -1,4 +1,4 @@
-"""Command line: ``analogsim run | plot | report | align | devices | data``.
+"""Command line: analogsim run | plot | report | align | devices | data.
 
 Every user error is one line on stderr and exit code 2; no traceback.
 """
@@ -19,6 +19,9 @@ Handler = Callable[[argparse.Namespace], int]
 def _devices(args: argparse.Namespace) -> int:
     from analogsim.config.profile import DeviceProfile, load_profile, shipped_profiles
 
+    if args.devices_cmd is None:
+        args.devices_parser.print_help()
+        return 0
     if args.devices_cmd == "list":
         for name in shipped_profiles():
             p = load_profile(name)
@@ -41,17 +44,48 @@ def _devices(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="analogsim", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends "(default: …)" to an option's help unless the help already names its default,
+    or the default is unset (None, False)."""
 
-    dev = sub.add_parser("devices", help="list, show and validate device profiles")
-    dsub = dev.add_subparsers(dest="devices_cmd", required=True)
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default in (None, False, argparse.SUPPRESS)
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose sub-command parsers (of every level) show defaults."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def _version() -> str:
+    from analogsim import __version__
+
+    return f"analogsim {__version__}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="analogsim", description=__doc__.splitlines()[0],
+                    epilog="Run analogsim COMMAND --help for the options of each command.")
+    parser.add_argument("--version", action="version", version=_version(),
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("devices", help="list, show and validate device profiles",
+                         description="List, show and validate device profiles.")
+    dsub = dev.add_subparsers(dest="devices_cmd", metavar="{list,show,validate}")
+    dev.set_defaults(devices_parser=dev)
     dsub.add_parser("list", help="shipped profiles")
     show = dsub.add_parser("show", help="print a profile with every default filled in")
     show.add_argument("name", help="shipped profile name or YAML path")
     val = dsub.add_parser("validate", help="validate profile files")
-    val.add_argument("files", nargs="+")
+    val.add_argument("files", nargs="+", help="profile YAML files")
     dev.set_defaults(handler=_devices)
 
     for register in _registrations():

@@ -4,7 +4,12 @@
   profile variant, one colour per rule: the seed mean with a min–max band over seeds.
 - ``robustness.png``: final test metric against the swept profile field (or against the
   profile), one line per rule, seed mean with min–max bars.
-- ``inference_vs_time.png``: test metric against device time after programming (log axis).
+- ``inference_vs_time.png``: test metric against device time after programming (log axis
+  ticking at 1 s, 1 min, 1 h, 1 d, 1 y).
+
+Every figure says what its bands and bars are; accuracy axes run from 0 to 100 % and panels of
+one figure share their y-range; a diverged seed is a cross in a labelled strip above its panel,
+outside every data range; the legend sits below the panels.
 - ``alignment.png``: angle of each rule's update to BP's per layer (mean ± s.e.m.).
 - ``summary.csv`` / ``summary.md``: per profile variant and rule, the final and peak test
   metric — peak both as the max of the seed-mean curve and as the max over seeds. When the
@@ -224,6 +229,15 @@ def write_summary(folder: str | Path, records: Sequence[Record] | None = None
 
 
 # ----------------------------------------------------------------------------- figures
+#: Device-time ticks.
+TIME_TICKS: tuple[tuple[float, str], ...] = (
+    (1.0, "1 s"), (60.0, "1 min"), (3600.0, "1 h"), (86400.0, "1 d"), (365 * 86400.0, "1 y"))
+
+#: Height (axes fraction) of the first row of divergence crosses: above the panel, outside
+#: every data range; each rule gets its own row.
+DIVERGED_Y = 1.04
+
+
 def _colors(labels: Sequence[str]) -> dict[str, Any]:
     from matplotlib import colormaps
 
@@ -232,15 +246,35 @@ def _colors(labels: Sequence[str]) -> dict[str, Any]:
 
 
 def _cross_y(colors: dict[str, Any], rule: str) -> float:
-    """Height (axes fraction) of a rule's divergence crosses; one row per rule."""
-    return 0.03 + 0.05 * (list(colors).index(rule) if rule in colors else 0)
+    """Height (axes fraction, above the panel) of a rule's divergence crosses."""
+    return DIVERGED_Y + 0.045 * (list(colors).index(rule) if rule in colors else 0)
+
+
+def _diverged(ax: Axes, xs: Sequence[float], color: Any, y: float) -> None:
+    """Crosses above the panel at data x ``xs``: never inside the data range."""
+    ax.plot(list(xs), [y] * len(xs), "x", color=color, markersize=7, clip_on=False,
+            transform=ax.get_xaxis_transform(), label="_diverged")
+
+
+def _diverged_strip(axes: Sequence[Axes], colors: dict[str, Any]) -> None:
+    """Names the strip of divergence crosses above each panel that has any, and lifts every
+    panel's title above the strip when any panel has one."""
+    crossed = [ax for ax in axes if any(line.get_label() == "_diverged"
+                                        for line in ax.get_lines())]
+    for ax in crossed:
+        ax.text(1.01, DIVERGED_Y, "× diverged", transform=ax.transAxes, fontsize=7,
+                va="center", ha="left", color="0.3")
+    if crossed:
+        top = DIVERGED_Y + 0.045 * max(1, len(colors)) - 0.01
+        for ax in axes:
+            ax.set_title(ax.get_title(), fontsize=10, y=top, pad=2)
 
 
 def _figure(n_panels: int, width: float = 4.2, height: float = 3.2,
             max_cols: int = 4) -> tuple[Figure, list[Axes]]:
     cols = min(max_cols, n_panels)
     rows = math.ceil(n_panels / cols)
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
+    fig = Figure(figsize=(width * cols, height * rows + 0.5), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n_panels)]
     return fig, axes
@@ -259,7 +293,66 @@ def _scale(metric: str, v: float) -> float:
     return 100 * v if metric == "accuracy" else v
 
 
-def plot_learning_curves(records: Sequence[Record], path: Path) -> Path | None:
+def _share_y(axes: Sequence[Axes], metric: str) -> None:
+    """One y-range for every panel of a figure, from 0: 0–100 % for accuracy, 0 to the
+    largest value drawn (+5 %) for a loss."""
+    if metric == "accuracy":
+        top = 100.0
+    else:
+        top = max((ax.get_ylim()[1] for ax in axes), default=1.0) * 1.05
+    for ax in axes:
+        ax.set_ylim(0, top)
+
+
+def _time_axis(ax: Axes, times: Iterable[float]) -> None:
+    """Log (symlog when 0 is on it) device-time axis ticking at 1 s, 1 min, 1 h, 1 d, 1 y."""
+    ts = sorted(set(times))
+    if ts[0] > 0:
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=1.0)
+    lo, hi = ts[0], ts[-1]
+    ticks = [(t, label) for t, label in TIME_TICKS if lo / 1.5 <= t <= hi * 1.5]
+    if lo == 0:
+        ticks = [(0.0, "0"), *ticks]
+    ax.set_xticks([t for t, _ in ticks], [label for _, label in ticks])
+    ax.minorticks_off()
+
+
+def _legend(fig: Figure, axes: Sequence[Axes], extra: Sequence[Any] = (),
+            title: str | None = None) -> None:
+    """One legend for the figure, below the panels (never over data)."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    for handle in extra:
+        entries.setdefault(handle.get_label(), handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center",
+                   ncols=min(4, len(entries)), fontsize=8, title=title, title_fontsize=8,
+                   frameon=False)
+
+
+def _seeds(records: Sequence[Record]) -> str:
+    """"n seeds" (or "n–m seeds" when groups differ) of the cells in ``records``."""
+    per_group: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for r in records:
+        if r["kind"] == "cell":
+            per_group[(r["profile_label"], r["rule_label"])].add(r["seed"])
+    counts = sorted({len(v) for v in per_group.values()}) or [0]
+    n = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return f"{n} seed{'s' if counts[-1] != 1 else ''}"
+
+
+def _style_handles() -> list[Any]:
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color="0.3", linestyle="-", label="test"),
+            Line2D([], [], color="0.3", linestyle="--", label="train")]
+
+
+def figure_learning_curves(records: Sequence[Record]) -> Figure | None:
     """Test (solid) and train (dashed) metric vs epoch; seed mean and min–max band."""
     metric, _ = _metric(records)
     epochs = [r for r in records if r["kind"] == "epoch" and not r["diverged"]]
@@ -282,22 +375,23 @@ def plot_learning_curves(records: Sequence[Record], path: Path) -> Path | None:
                 ax.fill_between(b.x, [_scale(metric, v) for v in b.lo],
                                 [_scale(metric, v) for v in b.hi], color=colors[rule],
                                 alpha=0.18 if split == "test" else 0.08, linewidth=0)
-        for r in records:  # where a seed diverged: a cross near the axis at that epoch
+        for r in records:  # where a seed diverged: a cross above the panel at that epoch
             if r["kind"] == "epoch" and r["diverged"] and r["profile_label"] == prof:
-                ax.plot([r["epoch"]], [_cross_y(colors, r["rule_label"])], "x",
-                        color=colors.get(r["rule_label"], "k"), markersize=8, clip_on=False,
-                        transform=ax.get_xaxis_transform())
+                _diverged(ax, [r["epoch"]], colors.get(r["rule_label"], "k"),
+                          _cross_y(colors, r["rule_label"]))
         ax.set_title(prof, fontsize=10)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{_ylabel(metric)}")
+        ax.set_ylabel(_ylabel(metric))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, title="solid: test, dashed: train, ×: diverged",
-                   title_fontsize=8)
-    fig.suptitle("learning curves (seed mean, min–max band)", fontsize=11)
-    return _save(fig, path)
+    _share_y(axes, metric)
+    _diverged_strip(axes, colors)
+    _legend(fig, axes, _style_handles())
+    fig.suptitle(f"learning curves: seed mean, band = min–max over {_seeds(records)}",
+                 fontsize=11)
+    return fig
 
 
-def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
+def figure_robustness(records: Sequence[Record]) -> Figure | None:
     """Final test metric vs the swept field (one panel per listed profile), or vs the
     profile when nothing is swept; one line per rule."""
     metric, _ = _metric(records)
@@ -332,6 +426,7 @@ def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
             labels = _ordered(r["profile_label"] for r in mine)
             xs = {v: float(i) for i, v in enumerate(labels)}
             ax.set_xticks(list(xs.values()), labels, rotation=20)
+            ax.set_xlim(-0.5, len(labels) - 0.5)
             ax.set_title(f"final test {metric} per device profile", fontsize=10)
             xkey = "profile_label"
         rules = _ordered(r["rule_label"] for r in mine)
@@ -341,9 +436,8 @@ def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
                    if r["rule_label"] == rule and r["status"] == "done"]
             lost = sorted({xs[r[xkey]] + shift for r in mine if r["rule_label"] == rule}
                           - {x for x, _ in pts})
-            if lost:  # every seed diverged here: a cross on the axis
-                ax.plot(lost, [_cross_y(colors, rule)] * len(lost), "x", color=colors[rule],
-                        markersize=8, transform=ax.get_xaxis_transform(), clip_on=False)
+            if lost:  # every seed diverged here: a cross above the panel
+                _diverged(ax, lost, colors[rule], _cross_y(colors, rule))
             b = band(pts)
             if not b.x:
                 continue
@@ -354,12 +448,15 @@ def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
                         capsize=3, label=rule)
         ax.set_ylabel(f"final test {_ylabel(metric)}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="×: every seed diverged", title_fontsize=8)
-    return _save(fig, path)
+    _share_y(axes, metric)
+    _diverged_strip(axes, colors)
+    _legend(fig, axes, title=f"seed mean, bars: min–max over {_seeds(records)} "
+                             "(diverged seeds left out)")
+    return fig
 
 
-def plot_inference_vs_time(records: Sequence[Record], path: Path) -> Path | None:
-    """Test metric vs seconds after programming (log axis); one panel per profile."""
+def figure_inference_vs_time(records: Sequence[Record]) -> Figure | None:
+    """Test metric vs device time after programming (log axis); one panel per profile."""
     metric, _ = _metric(records)
     key = f"test_{metric}"
     inf = [r for r in records if r["kind"] == "inference" and r[key] is not None]
@@ -377,21 +474,20 @@ def plot_inference_vs_time(records: Sequence[Record], path: Path) -> Path | None
             ax.fill_between(b.x, [_scale(metric, v) for v in b.lo],
                             [_scale(metric, v) for v in b.hi], color=colors[rule], alpha=0.18,
                             linewidth=0)
-        if min(r["after_programming_s"] for r in mine) > 0:
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=1.0)
+        _time_axis(ax, (r["after_programming_s"] for r in mine))
         ax.set_title(prof, fontsize=10)
-        ax.set_xlabel("device time after programming (s)")
+        ax.set_xlabel("device time after programming")
         ax.set_ylabel(f"test {_ylabel(metric)}")
-        ax.grid(alpha=0.3, which="both")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("inference after training vs time since programming (seed mean, min–max)",
-                 fontsize=11)
-    return _save(fig, path)
+        ax.grid(alpha=0.3)
+    _share_y(axes, metric)
+    _legend(fig, axes)
+    done = [r for r in records if r["kind"] == "cell" and r["status"] == "done"]
+    fig.suptitle("inference after training vs time since programming: seed mean, band = "
+                 f"min–max over {_seeds(done)}", fontsize=11)
+    return fig
 
 
-def plot_alignment(records: Sequence[Record], path: Path) -> Path | None:
+def figure_alignment(records: Sequence[Record]) -> Figure | None:
     """Bars: angle (degrees) of each rule's update to BP's per layer, mean ± s.e.m. (seeds
     pooled: mean of the seeds' means, s.e.m. propagated)."""
     al = [r for r in records if r["kind"] == "alignment" and r["angle_deg"] is not None]
@@ -401,12 +497,12 @@ def plot_alignment(records: Sequence[Record], path: Path) -> Path | None:
     rules_all = _ordered(r["rule_label"] for r in al)
     colors = _colors(_ordered(r["rule_label"] for r in records if r["kind"] == "cell"))
     fig, axes = _figure(len(profiles), width=4.6)
+    top = 95.0
     for ax, prof in zip(axes, profiles, strict=True):
         mine = [r for r in al if r["profile_label"] == prof]
         rules = [r for r in rules_all if any(x["rule_label"] == r for x in mine)]
         layers = sorted({r["layer"] for r in mine})
         width = 0.8 / max(1, len(rules))
-        top = 95.0
         for j, rule in enumerate(rules):
             means, sems = [], []
             for layer in layers:
@@ -420,18 +516,40 @@ def plot_alignment(records: Sequence[Record], path: Path) -> Path | None:
         ax.set_xticks(range(len(layers)), [str(x) for x in layers])
         ax.set_xlabel("layer")
         ax.set_ylabel("angle to BP update (°)")
-        ax.set_ylim(0, top)
         ax.axhline(90, color="grey", linewidth=0.8, linestyle=":")
         ax.set_title(prof, fontsize=10)
-    legend: dict[str, Any] = {}
     for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            legend.setdefault(label, handle)
-    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
-               ncols=min(4, len(legend)), fontsize=8)
-    fig.suptitle("update alignment with backprop at initialisation (mean ± s.e.m.)",
-                 fontsize=11)
-    return _save(fig, path)
+        ax.set_ylim(0, top)
+    _legend(fig, axes)
+    seeds = len(_ordered(r["seed"] for r in al))
+    fig.suptitle("update alignment with backprop at initialisation: mean ± s.e.m. over the "
+                 f"repeats, pooled over {seeds} seed{'s' if seeds != 1 else ''} "
+                 "(dotted: 90°, unrelated)", fontsize=11)
+    return fig
+
+
+def plot_learning_curves(records: Sequence[Record], path: Path) -> Path | None:
+    """``figure_learning_curves`` written to ``path``; None when there is nothing to draw."""
+    fig = figure_learning_curves(records)
+    return None if fig is None else _save(fig, path)
+
+
+def plot_robustness(records: Sequence[Record], path: Path) -> Path | None:
+    """``figure_robustness`` written to ``path``; None when there is nothing to draw."""
+    fig = figure_robustness(records)
+    return None if fig is None else _save(fig, path)
+
+
+def plot_inference_vs_time(records: Sequence[Record], path: Path) -> Path | None:
+    """``figure_inference_vs_time`` written to ``path``; None when there is nothing to draw."""
+    fig = figure_inference_vs_time(records)
+    return None if fig is None else _save(fig, path)
+
+
+def plot_alignment(records: Sequence[Record], path: Path) -> Path | None:
+    """``figure_alignment`` written to ``path``; None when there is nothing to draw."""
+    fig = figure_alignment(records)
+    return None if fig is None else _save(fig, path)
 
 
 def plot_results(folder: str | Path) -> list[Path]:

@@ -24,3 +24,21 @@ def test_align_cli_bad_sizes_is_one_line(tmp_path: Path, capsys) -> None:
     assert main(["align", "--sizes", "a,b", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "--sizes" in err
+
+
+def test_align_cli_states_profile_and_baseline_and_keeps_earlier_results(
+        tmp_path: Path, capsys) -> None:
+    args = ["align", "--sizes", "16", "--repeats", "2", "--batch", "100", "--rules", "np",
+            "--profile", "pcm", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "profile pcm, noisy baseline" in out
+    with (tmp_path / "alignment.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {(r["profile"], r["baseline"]) for r in rows} == {("pcm", "noisy")}
+    before = (tmp_path / "alignment.csv").read_bytes()
+    assert main(args) == 2  # an existing alignment is never overwritten silently
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "--fresh" in err
+    assert (tmp_path / "alignment.csv").read_bytes() == before
+    assert main([*args, "--fresh", "--baseline", "noisy"]) == 0

@@ -128,3 +128,88 @@ def test_with_a_validation_split_the_peak_epoch_is_chosen_on_it() -> None:
     assert s.peak_over_seeds_seed == 1 and s.peak_over_seeds == pytest.approx(0.4)
     header = markdown_table([s]).splitlines()[0]
     assert "at the peak validation epoch" in header and "best seed on validation" in header
+
+
+def _records_with_sweep() -> list[dict]:
+    rs = records()
+    for q in (0.001, 0.01, 0.1):
+        rs += cell("ideal", "danp", 0, [0.1, 0.5 - q], sweep=q)
+    return rs
+
+
+def _crosses(ax) -> list[float]:
+    """Heights (axes fraction) of the divergence crosses of a panel."""
+    return [y for line in ax.get_lines() if line.get_label() == "_diverged"
+            for y in line.get_ydata()]
+
+
+def test_diverged_seeds_sit_above_the_panel_in_a_labelled_strip() -> None:
+    from analogsim.plots import figure_learning_curves, figure_robustness
+
+    fig = figure_learning_curves(records())
+    ideal, pcm = fig.axes
+    assert _crosses(ideal) == [] and _crosses(pcm) and min(_crosses(pcm)) > 1.0
+    assert any("diverged" in t.get_text() for t in pcm.texts)
+    rob = figure_robustness(records())
+    (ax,) = rob.axes
+    assert _crosses(ax) and min(_crosses(ax)) > 1.0  # DNP on pcm: every seed diverged
+
+
+def test_accuracy_axes_from_zero_shared_and_error_bars_named() -> None:
+    from analogsim.plots import (
+        figure_alignment,
+        figure_inference_vs_time,
+        figure_learning_curves,
+        figure_robustness,
+    )
+
+    rs = records()
+    for make in (figure_learning_curves, figure_inference_vs_time, figure_robustness):
+        fig = make(rs)
+        assert {ax.get_ylim() for ax in fig.axes} == {(0.0, 100.0)}, make.__name__
+        texts = [fig.get_suptitle()] + [lg.get_title().get_text() for lg in fig.legends]
+        assert any("min–max over 2 seeds" in t for t in texts), (make.__name__, texts)
+    al = figure_alignment(rs)
+    assert "s.e.m." in al.get_suptitle()
+    assert len({ax.get_ylim() for ax in al.axes}) == 1 and al.axes[0].get_ylim()[0] == 0
+
+
+def test_loss_axes_start_at_zero_and_are_shared() -> None:
+    from analogsim.plots import figure_learning_curves
+
+    rs = cell("ideal", "danp", 0, [1.0, 0.5, 0.2, 0.3], regression=True)
+    rs += cell("pcm", "danp", 0, [4.0, 3.0, 2.0, 1.0], regression=True)
+    fig = figure_learning_curves(rs)
+    (lo1, hi1), (lo2, hi2) = (ax.get_ylim() for ax in fig.axes)
+    assert lo1 == lo2 == 0 and hi1 == hi2 >= 4.0
+
+
+def test_device_time_axis_ticks_at_human_durations() -> None:
+    from analogsim.plots import figure_inference_vs_time
+
+    fig = figure_inference_vs_time(records())
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["1 s", "1 min", "1 h", "1 d", "1 y"]
+    assert ax.get_xticks()[-1] == 365 * 86400
+
+
+def test_legends_sit_outside_every_panel() -> None:
+    from analogsim.plots import (
+        figure_alignment,
+        figure_inference_vs_time,
+        figure_learning_curves,
+        figure_robustness,
+    )
+
+    rs = _records_with_sweep()
+    for make in (figure_learning_curves, figure_inference_vs_time, figure_robustness,
+                 figure_alignment):
+        fig = make(rs)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        assert all(ax.get_legend() is None for ax in fig.axes), make.__name__
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                assert not box.overlaps(ax.get_window_extent(renderer)), make.__name__

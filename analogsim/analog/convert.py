@@ -12,11 +12,17 @@ from analogsim.analog.layers import AnalogConv2d, AnalogLayer, AnalogLinear, ana
 from analogsim.analog.tile import fresh_seed
 from analogsim.clock import SimClock
 from analogsim.config.profile import DeviceProfile, load_profile
+from analogsim.errors import HardwareError
+
+#: Modules whose matrix-shaped weights scale elementwise (no matrix product): they stay
+#: digital without a refusal.
+_ELEMENTWISE = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.PReLU)
 
 
 def analogize(model: nn.Module, profile: DeviceProfile | str | Path,
               clock: SimClock | None = None, generator: torch.Generator | None = None,
-              seed: int | None = None, numerics: str = "exact") -> nn.Module:
+              seed: int | None = None, numerics: str = "exact",
+              allow_digital: bool = False) -> nn.Module:
     """A copy of ``model`` with every ``nn.Linear``/``nn.Conv2d`` programmed onto ``profile``.
 
     Every layer is its own chip: each draws its device randomness (programming errors, faults,
@@ -26,6 +32,11 @@ def analogize(model: nn.Module, profile: DeviceProfile | str | Path,
     ``seed`` (recorded as the copy's ``chip_seed``) or a generator in the same state. All
     layers share ``clock`` (device time). ``numerics``: ``"exact"`` or ``"fast"``
     (``analogsim.analog.numerics``). The original model is left untouched.
+
+    Any other module holding a weight matrix or kernel (``nn.Conv1d``, ``nn.LSTM``, ``nn.GRU``,
+    ``nn.Embedding``, …) has no analog counterpart here: ``analogize`` raises
+    ``HardwareError`` naming them all, unless ``allow_digital=True`` keeps them digital
+    (normalization layers and other elementwise weights always stay digital).
     """
     prof = load_profile(profile)
     clock = clock if clock is not None else SimClock()
@@ -62,8 +73,25 @@ def analogize(model: nn.Module, profile: DeviceProfile | str | Path,
     result = top if top is not None else out
     if top is None:
         convert(out)
+        left = digital_matrices(out)
+        if left and not allow_digital:
+            raise HardwareError(
+                f"analogize: no analog form for {', '.join(left)}; they would stay digital — "
+                "replace them by Linear/Conv2d, or pass allow_digital=True to keep them digital")
     result.chip_seed = net_seed  # type: ignore[assignment]
     return result
+
+
+def digital_matrices(model: nn.Module) -> list[str]:
+    """``"name (Type)"`` of every module outside the analog layers that holds a parameter of
+    two or more dimensions (a matrix product's weight), normalization layers excepted."""
+    found = []
+    for name, module in model.named_modules():
+        if isinstance(module, (AnalogLayer, *_ELEMENTWISE)):
+            continue
+        if any(p.dim() >= 2 for p in module.parameters(recurse=False)):
+            found.append(f"{name or '<model>'} ({type(module).__name__})")
+    return found
 
 
 def program(model: nn.Module) -> None:

@@ -212,8 +212,9 @@ class DeviceProfile(_Data):
 
 
 def devices_dir() -> Path:
-    """The folder of shipped profiles (``devices/`` of the source checkout)."""
-    return Path(__file__).resolve().parents[2] / "devices"
+    """The folder of shipped profiles: ``analogsim/devices/``, installed as package data
+    (the checkout's top-level ``devices/`` is a link to it)."""
+    return Path(__file__).resolve().parents[1] / "devices"
 
 
 def shipped_profiles() -> list[str]:

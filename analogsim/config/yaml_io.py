@@ -30,8 +30,12 @@ def read_yaml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, A
     return data
 
 
-def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
-    """One line per problem: ``source: field.path: message (got value)``."""
+def format_validation_error(source: str, exc: pydantic.ValidationError,
+                            model: type[pydantic.BaseModel] | None = None) -> str:
+    """One line per problem: ``source: field.path: message (got value)``, with a "did you
+    mean" for a misspelt field (when ``model`` is given) or choice."""
+    from analogsim.config.suggest import choices, did_you_mean, fields_at
+
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int) or True) or "<root>"
@@ -40,7 +44,12 @@ def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
             msg = "unknown field"
         got = err.get("input")
         shown = "" if err["type"] in ("missing",) or isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {loc}: {msg}{shown}")
+        hint = ""
+        if err["type"] == "extra_forbidden" and model is not None and err["loc"]:
+            hint = did_you_mean(err["loc"][-1], fields_at(model, err["loc"][:-1]))
+        elif err["type"] == "literal_error":
+            hint = did_you_mean(got, choices(str(err.get("ctx", {}).get("expected", ""))))
+        lines.append(f"{source}: {loc}: {msg}{shown}{hint}")
     return "\n".join(lines)
 
 
@@ -49,7 +58,7 @@ def validate(model: type[M], data: Any, source: str, error: type[ConfigError]) -
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise error(format_validation_error(source, exc)) from None
+        raise error(format_validation_error(source, exc, model)) from None
 
 
 def load_model(model: type[M], path: Path, error: type[ConfigError] = ConfigError) -> M:

@@ -13,6 +13,9 @@ from analogsim.errors import DataError
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.data_cmd is None:
+        args.data_parser.print_help()
+        return 0
     if args.data_cmd == "list":
         for name in names():
             print(status(name, args.root)[1])
@@ -32,15 +35,16 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its sub-commands to the main CLI's ``subparsers``."""
     data = subparsers.add_parser("data", help="list, check and download data sets")
-    dsub = data.add_subparsers(dest="data_cmd", required=True)
+    dsub = data.add_subparsers(dest="data_cmd", metavar="{list,check,download}")
+    data.set_defaults(data_parser=data)
     lst = dsub.add_parser("list", help="every set: where it was found, or how to get it")
     lst.add_argument("--root", help="folder searched first for file-based sets")
     chk = dsub.add_parser("check", help="exit 0 if NAME can be loaded, else 2 with instructions")
-    chk.add_argument("name")
+    chk.add_argument("name", help="data set name (see list)")
     chk.add_argument("--root", help="folder (or archive) searched first")
     dl = dsub.add_parser("download", help="fetch NAME from its official URL into the cache "
                                           "(needs internet access)")
-    dl.add_argument("name")
+    dl.add_argument("name", help="data set name (see list)")
     dl.add_argument("--root", help="target folder (default ~/.cache/analogsim/NAME)")
     dl.add_argument("--base-url", help="mirror serving the same file names")
     dl.add_argument("--timeout", type=float, default=30.0, help="seconds per network read")

@@ -12,17 +12,26 @@ from analogsim.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("align", help="angles between each rule's update and BP's, per layer")
-    p.add_argument("--dataset", default="digits")
+    p = sub.add_parser(
+        "align", help="angles between each rule's update and BP's, per layer",
+        description="Angle between each perturbation rule's weight update and backprop's on the "
+                    "same network and batch, per layer, mean ± s.e.m. over repeats (fresh "
+                    "networks). Writes alignment.csv and alignment.png into --out and prints "
+                    "the table.")
+    p.add_argument("--dataset", default="digits", help="data set name (`analogsim data list`)")
     p.add_argument("--sizes", default="256,256,256",
                    help="hidden layer widths, comma separated (input/output from the data)")
     p.add_argument("--profile", default="ideal", help="device profile name or YAML path")
-    p.add_argument("--rules", default="np,anp,inp")
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--batch", type=int, default=1000)
-    p.add_argument("--sigma", type=float, default=1e-3)
-    p.add_argument("--baseline", default="auto", choices=["clean", "noisy", "auto"])
-    p.add_argument("--out", default="results/align")
+    p.add_argument("--rules", default="np,anp,inp", help="rules compared with BP, comma separated")
+    p.add_argument("--repeats", type=int, default=10, help="networks (seeds) averaged over")
+    p.add_argument("--batch", type=int, default=1000, help="training samples in the batch")
+    p.add_argument("--sigma", type=float, default=1e-3, help="perturbation std σ")
+    p.add_argument("--baseline", default="auto", choices=["clean", "noisy", "auto"],
+                   help="the unperturbed pass: clean, noisy (hardware), or auto (clean on the "
+                        "ideal profile, else noisy)")
+    p.add_argument("--out", default="results/align", help="results folder")
+    p.add_argument("--fresh", action="store_true",
+                   help="replace an earlier alignment.csv/alignment.png in --out")
     p.set_defaults(handler=run_align)
 
 
@@ -37,7 +46,15 @@ def run_align(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes: expected comma-separated integers, got {args.sizes!r}") from None
     if args.repeats < 1 or args.batch < 1:
         raise ConfigError("--repeats and --batch must be ≥ 1")
+    out = Path(args.out)
+    earlier = [out / n for n in ("alignment.csv", "alignment.png") if (out / n).exists()]
+    if earlier and not args.fresh:
+        raise ConfigError(f"{out} already holds {earlier[0].name}; pass --fresh to replace it, "
+                          "or another --out")
     profile = analogsim.load_profile(args.profile)
+    baseline = args.baseline
+    if baseline == "auto":
+        baseline = "clean" if profile.is_ideal else "noisy"
     ds = data.load(args.dataset, "train")
     x, t = ds.x[: args.batch], ds.y[: args.batch]
     sizes = [x.shape[1], *hidden, t.shape[1]]
@@ -49,19 +66,22 @@ def run_align(args: argparse.Namespace) -> int:
 
     res = alignment(factory, x, t, rules=rules, repeats=args.repeats, sigma=args.sigma,
                     baseline=args.baseline)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [(name, layer + 1, m, s, args.repeats)
+    rows = [(name, layer + 1, m, s, args.repeats, profile.name, baseline)
             for name, a in res.items() for layer, (m, s) in enumerate(zip(a.mean(), a.sem()))]
     tmp = out / "alignment.csv.tmp"
     with tmp.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["rule", "layer", "angle_mean_deg", "angle_sem_deg", "repeats"])
+        w.writerow(["rule", "layer", "angle_mean_deg", "angle_sem_deg", "repeats", "profile",
+                    "baseline"])
         w.writerows(rows)
     tmp.replace(out / "alignment.csv")
     _alignment_bars({n: (a.mean(), a.sem()) for n, a in res.items()}, out / "alignment.png",
-                   title=f"{args.dataset}, {'-'.join(map(str, sizes))}, {profile.name}, "
-                         f"batch {len(x)}, {args.repeats} repeats")
+                   title=f"{args.dataset}, {'-'.join(map(str, sizes))}, profile {profile.name}, "
+                         f"{baseline} baseline\n, σ {args.sigma:g}, batch {len(x)}, "
+                         f"mean ± s.e.m. over {args.repeats} repeats")
+    print(f"angle to BP's update (°), mean ± s.e.m. over {args.repeats} repeats; profile "
+          f"{profile.name}, {baseline} baseline, σ {args.sigma:g}, batch {len(x)}\n")
     print(f"| rule | {' | '.join(f'layer {i + 1}' for i in range(len(sizes) - 1))} |")
     print("|---" * len(sizes) + "|")
     for name, a in res.items():
@@ -87,8 +107,10 @@ def _alignment_bars(stats: dict[str, tuple[list[float], list[float]]], path: Pat
         ax.bar(xs, mean, width, yerr=sem, capsize=3, label=name.upper())
     ax.set_xticks(range(n_layers), [f"layer {i + 1}" for i in range(n_layers)])
     ax.set_ylabel("angle to BP update (°)")
+    top = max(m + e for mean, sem in stats.values() for m, e in zip(mean, sem))
+    ax.set_ylim(0, max(90.0, 1.05 * top))
     ax.set_title(title, fontsize=8)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)

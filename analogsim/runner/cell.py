@@ -137,7 +137,7 @@ class CellRunner:
     # ------------------------------------------------------------------ helpers
     def log(self, msg: str) -> None:
         if self.job.verbose:
-            sys.stderr.write(f"  [{self.cell.index + 1}/{self.job.n_cells}] {self.cell.id}: "
+            sys.stderr.write(f"  {self.cell.id}: "
                              f"{msg} ({time.perf_counter() - self.t0:.1f} s)\n")
             sys.stderr.flush()
 

@@ -20,7 +20,7 @@ def _report(folder: Path) -> None:
     if lr_fig is not None:
         figures.append(lr_fig)
     csv_path, table = write_summary(folder)
-    for p in [*figures, csv_path]:
+    for p in [*figures, csv_path, csv_path.with_suffix(".md")]:
         sys.stderr.write(f"wrote {p}\n")
     sys.stdout.write("\n" + table)
     sys.stdout.flush()
@@ -31,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
 
     report = run_scenario(args.scenario, args.out, device=args.device, executor=args.executor,
                           jobs=args.jobs, threads=args.threads, resume=args.resume,
-                          fresh=args.fresh, verbose=not args.quiet,
+                          fresh=args.fresh, verbose=args.verbose,
+                          show_progress=not args.quiet,
                           ray_address=args.ray_address)
     sys.stderr.write(f"{len(report.ran)} cell(s) run, {len(report.reused)} reused, "
                      f"{len(report.diverged)} diverged, {len(report.failed)} failed in "
@@ -65,13 +66,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
         "run", help="run a scenario's grid (profiles × rules × baselines × seeds)",
         description="Expand SCENARIO into cells, run the unfinished ones, write records.jsonl "
-                    "and manifest.json, then plots and the summary table.")
+                    "and manifest.json, then the plots (*.png), summary.csv and summary.md "
+                    "(the results table, also printed) into the results folder.")
     run.add_argument("scenario", help="scenario YAML file")
     run.add_argument("--out", help="results folder (default: the scenario's output, else "
                      "results/<name>)")
-    run.add_argument("--device", choices=("cpu", "cuda"), help="override the scenario's")
+    run.add_argument("--device", choices=("cpu", "cuda"),
+                     help="override the scenario's (default: the scenario's device)")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="local processes (default) or Ray tasks")
+                     help="local processes or Ray tasks")
     run.add_argument("--jobs", type=_positive,
                      help="cells in parallel (local processes; Ray: cells per GPU / CPUs of "
                      "a local instance); default: one per CPU core on CPU, 1 on CUDA")
@@ -85,10 +88,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="discard earlier results in --out and start over")
     run.add_argument("--ray-address", help="Ray cluster address (default $RAY_ADDRESS, "
                      "else a local instance)")
-    run.add_argument("--quiet", action="store_true", help="no progress lines")
-    run.add_argument("--no-plot", action="store_true", help="skip figures and the table")
+    talk = run.add_mutually_exclusive_group()
+    talk.add_argument("--quiet", action="store_true", help="no progress display")
+    talk.add_argument("--verbose", action="store_true",
+                      help="each cell's per-epoch lines, and plain progress lines")
+    run.add_argument("--no-plot", action="store_true",
+                     help="skip the figures, summary.csv and summary.md")
     run.set_defaults(handler=_run)
 
-    plot = subparsers.add_parser("plot", help="figures and summary table of a results folder")
+    plot = subparsers.add_parser(
+        "plot", help="figures and summary table of a results folder",
+        description="Redraw the figures (*.png) and rewrite summary.csv and summary.md (the "
+                    "results table, also printed) of a results folder from its records.jsonl.")
     plot.add_argument("results", help="a folder written by `analogsim run`")
     plot.set_defaults(handler=_plot)

@@ -149,7 +149,8 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
                  device: str | None = None, executor: Executor = "local",
                  jobs: int | None = None,
                  threads: int | None = None, resume: bool = False, fresh: bool = False,
-                 verbose: bool = True, ray_address: str | None = None,
+                 verbose: bool = False, show_progress: bool = True,
+                 ray_address: str | None = None,
                  source: str | None = None) -> RunReport:
     """Run every unfinished cell of ``scenario`` and record it under ``out``.
 
@@ -164,7 +165,8 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         threads: torch CPU threads per cell (default: CPU cores // jobs, and the previous
             run's on resume). Same seeds and threads give the same numbers on CPU.
         resume: keep finished cells of ``out`` and run the others; ``fresh``: discard them.
-        verbose: per-epoch lines of each cell and a line per finished cell on stderr.
+        verbose: each cell's per-epoch lines on stderr (then progress prints plain lines).
+        show_progress: one progress display on stderr (cells done/total, ETA, last result).
 
     Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
     scenario or the results folder is unusable.
@@ -209,7 +211,8 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
                        verbose, search)
 
-    progress = GridProgress(len(grid.cells), len(report.reused), enabled=verbose)
+    progress = GridProgress(len(grid.cells), len(report.reused),
+                            enabled=show_progress or verbose, plain=verbose)
     n_par = min(jobs, max(1, len(todo), len(searches)))
     where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
              if executor == "ray" else f"{n_par} local process(es)")
