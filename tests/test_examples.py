@@ -18,7 +18,7 @@ def _run(script: str, *args: str, cwd: Path) -> str:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     res = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=cwd, env=env,
-                         capture_output=True, text=True, timeout=120, check=False)
+                         capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     return res.stdout
 
