@@ -34,7 +34,7 @@ def _devices(args: argparse.Namespace) -> int:
         try:
             p: DeviceProfile = load_profile(f)
         except AnalogsimError as err:
-            print(err, file=sys.stderr)
+            print(f"error: {err}", file=sys.stderr)
             failed += 1
         else:
             print(f"{f}: ok ({p.name})")

@@ -11,21 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from analogsim.config.rulespec import RuleSpec
+from analogsim.config.strict import MAX_SEED, Count, Seconds, Seed, StrictData
 from analogsim.config.yaml_io import read_yaml, validate
 from analogsim.errors import DataError, ScenarioError
 
 Scalar = bool | int | float | str | None
 
+#: Widest hidden layer (a 16384² float32 weight matrix is 1 GiB).
+MAX_WIDTH = 16_384
+#: Largest learning rate accepted.
+MAX_LR = 1e6
+#: Most re-programmings a timeline may schedule after training.
+MAX_REFRESHES = 100_000
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class DatasetSpec(_Data):
+class DatasetSpec(StrictData):
     """Which data, and how much of it.
 
     ``n_train``/``n_test`` keep a seeded random subset of that many samples (``seed``);
@@ -36,9 +40,10 @@ class DatasetSpec(_Data):
     root: str | None = Field(None, description="folder searched first for file-based sets; "
                              "relative to the scenario file")
     standardize: bool = Field(False, description="per-feature z-score with train statistics")
-    n_train: int | None = Field(None, ge=1, description="random subset of the train split")
-    n_test: int | None = Field(None, ge=1, description="random subset of the test split")
-    seed: int = Field(0, ge=0, description="draw of generated sets and of the subsets")
+    n_train: Count | None = Field(None, description="random subset of the train split")
+    n_test: Count | None = Field(None, description="random subset of the test split")
+    seed: int = Field(0, ge=0, le=MAX_SEED - 1,
+                      description="draw of generated sets and of the subsets, 0 … 2³²−2")
     options: dict[str, Scalar | list[int]] = Field(
         default_factory=dict, description="options of generated sets")
 
@@ -53,31 +58,33 @@ class DatasetSpec(_Data):
             raise PydanticCustomError("unknown_dataset", str(err)) from None
 
 
-class MLPSpec(_Data):
+class MLPSpec(StrictData):
     """Fully connected leaky-ReLU net; input and output widths come from the data."""
 
     kind: Literal["mlp"] = "mlp"
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [256, 256, 256], description="hidden layer widths")
-    slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [256, 256, 256], max_length=64,
+        description=f"hidden layer widths, each 1 … {MAX_WIDTH}; at most 64 layers")
+    slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
 
 
-class ConvNetSpec(_Data):
+class ConvNetSpec(StrictData):
     """The paper's convnet (3 conv layers, FC 1024, output); needs image data."""
 
     kind: Literal["convnet"] = "convnet"
-    slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
 
 
 ModelSpec = Annotated[MLPSpec | ConvNetSpec, Field(discriminator="kind")]
 
 
-class SweepSpec(_Data):
+class SweepSpec(StrictData):
     """One profile field varied over values, applied to every listed profile."""
 
     field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
                        description="dotted profile field, e.g. read_noise.q_coeff")
-    values: list[Scalar] = Field(min_length=1, description="values the field takes")
+    values: list[Scalar] = Field(min_length=1, max_length=1000,
+                                 description="values the field takes (1 … 1000 of them)")
 
     @field_validator("values")
     @classmethod
@@ -87,44 +94,50 @@ class SweepSpec(_Data):
         return values
 
 
-class LRSearchSpec(_Data):
+class LRSearchSpec(StrictData):
     """The paper's η search, per cell: from ``start``, multiply η by ``factor`` while the
     final test metric of a short trial run (``epochs``, the cell's seeds) improves."""
 
-    start: float = Field(gt=0, description="first η tried")
-    factor: float = Field(2.0, gt=1, description="η multiplier per step")
-    max_steps: int = Field(8, ge=1, description="most trials")
-    patience: int = Field(1, ge=1, description="stop after this many trials without gain")
-    epochs: int = Field(3, ge=1, description="epochs of each trial run")
+    start: float = Field(gt=0, le=MAX_LR, description=f"first η tried, in (0, {MAX_LR:g}]")
+    factor: float = Field(2.0, gt=1, le=1000, description="η multiplier per step, in (1, 1000]")
+    max_steps: int = Field(8, ge=1, le=100, description="most trials, 1 … 100")
+    patience: int = Field(1, ge=1, le=100,
+                          description="stop after this many trials without gain, 1 … 100")
+    epochs: int = Field(3, ge=1, le=1_000_000, description="epochs of each trial run, 1 … 1e6")
 
 
-class AlignmentSpec(_Data):
+class AlignmentSpec(StrictData):
     """Angles of each perturbation rule's update to BP's on the untrained network, per layer
     (the paper's Fig. 1): one batch, ``repeats`` fresh networks and perturbations."""
 
-    repeats: int = Field(10, ge=2, description="fresh networks / perturbations (s.e.m. over them)")
-    batch_size: int = Field(1000, ge=1, description="train samples in the batch")
+    repeats: int = Field(10, ge=2, le=100_000,
+                         description="fresh networks / perturbations (s.e.m. over them), 2 … 1e5")
+    batch_size: Count = Field(1000, description="train samples in the batch")
 
 
-class EvaluationSpec(_Data):
+class EvaluationSpec(StrictData):
     """When and on what the learning curves are measured (on the device, noise included)."""
 
-    every_epochs: int = Field(1, ge=1, description="evaluate every N epochs (and the last)")
-    batch_size: int = Field(1000, ge=1, description="samples per evaluation forward pass")
-    train_samples: int | None = Field(
-        None, ge=1, description="evaluate the train metrics on the first N train samples")
+    every_epochs: int = Field(1, ge=1, le=1_000_000,
+                              description="evaluate every N epochs (and the last), 1 … 1e6")
+    batch_size: Count = Field(1000, description="samples per evaluation forward pass")
+    train_samples: Count | None = Field(
+        None, description="evaluate the train metrics on the first N train samples")
 
 
-class TimelineSpec(_Data):
+class TimelineSpec(StrictData):
     """Device time: training steps spend it; inference is evaluated at times after the last
     programming; optional periodic re-programming and drift compensation."""
 
-    step_s: float = Field(0.1, ge=0, description="device seconds per training step")
-    after_programming_s: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=list,
-        description="evaluate inference at these seconds after the last programming")
+    step_s: float = Field(0.1, ge=0, le=1e6,
+                          description="device seconds per training step, in [0, 1e6]")
+    after_programming_s: list[Seconds] = Field(
+        default_factory=list, max_length=10_000,
+        description="evaluate inference at these seconds after the last programming, each in "
+        "[0, 1e9]")
     refresh_every_s: float | None = Field(
-        None, gt=0, description="after training, re-program the weights every T seconds")
+        None, ge=1e-6, le=1e9, description="after training, re-program the weights every T "
+        f"seconds, in [1e-6, 1e9]; at most {MAX_REFRESHES:,} refreshes in all")
     drift_compensation: bool | None = Field(
         None, description="override every profile's drift.compensation")
 
@@ -135,28 +148,44 @@ class TimelineSpec(_Data):
             raise ValueError("times must be distinct")
         return sorted(times)
 
+    @model_validator(mode="after")
+    def _bounded_events(self) -> TimelineSpec:
+        if self.refresh_every_s is not None and self.after_programming_s:
+            n = max(self.after_programming_s) / self.refresh_every_s
+            if n > MAX_REFRESHES:
+                raise ValueError(
+                    f"refresh_every_s = {self.refresh_every_s:g} with after_programming_s up "
+                    f"to {max(self.after_programming_s):g} s means {n:.3g} refreshes; at most "
+                    f"{MAX_REFRESHES:,} (raise refresh_every_s)")
+        return self
 
-class Scenario(_Data):
+
+class Scenario(StrictData):
     """A grid of training runs: profiles (× sweep values) × rules × baselines × seeds."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                      description="a safe folder name: letters, digits, _ . - (not starting "
+                      "with a dot)")
     description: str = ""
     dataset: DatasetSpec
     model: ModelSpec = MLPSpec()
-    profiles: list[str] = Field(min_length=1, description="shipped names or YAML paths "
-                                "(relative to the scenario file)")
+    profiles: list[str] = Field(min_length=1, max_length=1000,
+                                description="shipped names or YAML paths (relative to the "
+                                "scenario file)")
     sweep: SweepSpec | None = None
-    rules: list[RuleSpec] = Field(min_length=1)
+    rules: list[RuleSpec] = Field(min_length=1, max_length=1000)
     baselines: list[Literal["clean", "noisy", "auto"]] | None = Field(
         None, min_length=1, description="crossed with every perturbation rule")
     skip_impossible: bool = Field(
         False, description="drop clean-baseline cells on hardware profiles instead of failing")
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    seeds: list[Seed] = Field(min_length=1, max_length=10_000, description="each 0 … 2³²−1")
+    epochs: int = Field(ge=1, le=1_000_000, description="1 … 1e6")
+    batch_size: Count = Field(description="1 … 1e8")
     drop_last: bool = Field(False, description="drop the last, smaller batch of an epoch")
-    lr: float | dict[str, float] | None = Field(
-        None, description="η for every rule, or per rule name (or label)")
+    lr: Annotated[float, Field(gt=0, le=MAX_LR)] | dict[
+        str, Annotated[float, Field(gt=0, le=MAX_LR)]] | None = Field(
+        None, description=f"η for every rule, or per rule name (or label); each in "
+        f"(0, {MAX_LR:g}]")
     lr_search: LRSearchSpec | None = None
     alignment: AlignmentSpec | None = None
     evaluation: EvaluationSpec = EvaluationSpec()
@@ -199,7 +228,8 @@ class Scenario(_Data):
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         if (self.lr is None) == (self.lr_search is None):
-            raise ValueError("give exactly one of lr (η per rule) and lr_search")
+            raise ValueError("lr, lr_search: give exactly one of lr (η per rule) and "
+                             "lr_search")
         if isinstance(self.lr, dict):
             names = {r.name for r in self.rules}
             unknown = sorted(set(self.lr) - names - set(self.rule_keys()))
@@ -212,10 +242,11 @@ class Scenario(_Data):
         if self.baselines is not None:
             for i, spec in enumerate(self.rules):
                 if "baseline" in spec.model_fields_set:
-                    raise ValueError(f"rules[{i}] sets baseline and the scenario sets "
+                    raise ValueError(f"rules.{i}.baseline, baselines: rules[{i}] sets "
+                                     "baseline and the scenario sets "
                                      "baselines; set it in one place")
         if len({r.model_dump_json() for r in self.rules}) != len(self.rules):
-            raise ValueError("a rule is listed twice; list each rule once")
+            raise ValueError("rules: a rule is listed twice; list each rule once")
         return self
 
     def rule_keys(self) -> list[str]:
