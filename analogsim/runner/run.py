@@ -22,7 +22,15 @@ from analogsim.runner import executors
 from analogsim.runner.cell import CellJob, CellResult
 from analogsim.runner.grid import Grid, plan
 from analogsim.runner.progress import GridProgress
-from analogsim.runner.records import MANIFEST, RECORDS, RecordStore, write_json
+from analogsim.runner.records import (
+    MANIFEST,
+    RECORDS,
+    FolderBusy,
+    RecordStore,
+    folder_lock,
+    nonfinite_reason,
+    write_json,
+)
 
 Executor = Literal["local", "ray"]
 
@@ -164,7 +172,28 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         jobs = 1 if grid.scenario.device == "cuda" else max(1, min(cores, len(grid.cells)))
     folder = Path(out) if out is not None else Path(grid.scenario.output or
                                                     f"results/{grid.scenario.name}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ScenarioError(f"{folder}: cannot create the results folder: "
+                            f"{err.strerror}") from None
+    try:
+        with folder_lock(folder):
+            report = _run_locked(grid, folder, src, executor, jobs, threads, resume, fresh,
+                                 verbose, ray_address)
+    except FolderBusy as err:
+        raise ScenarioError(str(err)) from None
+    report.wall_s = time.perf_counter() - t0
+    if report.failed:
+        sys.stderr.write(f"{len(report.failed)} cell(s) failed; rerun with --resume to retry "
+                         "them\n")
+    return report
+
+
+def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: int,
+                threads: int | None, resume: bool, fresh: bool, verbose: bool,
+                ray_address: str | None) -> RunReport:
+    """The run proper, while this process holds the results folder's lock."""
     previous = _prepare(folder, grid, resume, fresh)
     if threads is None:
         threads = int((previous or {}).get("threads_per_cell") or
@@ -186,6 +215,12 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
     progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
 
     def on_done(res: CellResult) -> None:
+        bad = nonfinite_reason(res.rows) if res.status == "done" else None
+        if bad is not None:  # NaN data or a bad profile: not a result; the cell stays open
+            report.failed[res.cell_id] = bad
+            manifest.setdefault("failed", {})[res.cell_id] = bad
+            progress.line(f"cell {res.cell_id} failed: {bad}")
+            return
         store.append_cell(res.rows)
         report.ran.append(res.cell_id)
         if res.status == "diverged":
@@ -195,6 +230,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
 
     def on_error(job: CellJob, message: str) -> None:
         report.failed[job.cell.id] = message
+        manifest.setdefault("failed", {})[job.cell.id] = message
         progress.line(f"cell {job.cell.id} failed: {message}")
 
     try:
@@ -208,8 +244,4 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         manifest["complete"] = report.complete
         write_json(folder / MANIFEST, manifest)
     store.finalize([c.id for c in grid.cells])
-    report.wall_s = time.perf_counter() - t0
-    if report.failed:
-        sys.stderr.write(f"{len(report.failed)} cell(s) failed; rerun with --resume to retry "
-                         "them\n")
     return report
