@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnalogsimError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory: the scenario or profile asks for more than this machine "
+              "has (model widths, dataset sizes, batch sizes)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

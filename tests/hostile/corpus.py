@@ -274,6 +274,11 @@ def scenario_cases() -> list[Case]:
         ("dataset option inf", {"dataset": {"name": "teacher",
                                             "options": {"noise": float("inf")}}}, "options"),
         ("dataset a list", {"dataset": ["digits"]}, "dataset"),
+        ("generated set of 1e12 rows", {"dataset": {"name": "teacher",
+                                                    "options": {"n_train": 10**12}}}, "n_train"),
+        ("generated set too big for memory", {"dataset": {"name": "teacher", "options": {
+            "n_train": 10**7, "n_inputs": 10**7}}}, "dataset"),
+        ("model too big for memory", {"model": {"hidden": [16_384] * 64}}, "model"),
         ("alignment repeats 1", {"alignment": {"repeats": 1}}, "repeats"),
         ("evaluation every 0", {"evaluation": {"every_epochs": 0}}, "every_epochs"),
         ("evaluation batch -5", {"evaluation": {"batch_size": -5}}, "batch_size"),
