@@ -23,9 +23,12 @@ from analogsim.config.strict import (
 from analogsim.config.yaml_io import load_model
 from analogsim.errors import ProfileError
 
+#: Base of every model here: strict, finite, no unknown keys (config/strict.py).
+_Data = StrictData
 
 
-class Mapping(StrictData):
+
+class Mapping(_Data):
     """How a weight matrix becomes conductances."""
 
     g_max_uS: Conductance_uS = Field(
@@ -42,7 +45,7 @@ class Mapping(StrictData):
         description="finite conductance levels per device, 2 … 2^24 (None: continuous)")
 
 
-class ProgrammingNoise(StrictData):
+class ProgrammingNoise(_Data):
     """σ_prog(G) = (c0 + c1·g + c2·g² …) µS at g_max_ref_uS, g = G/g_max; scaled by g_max/ref."""
 
     sigma_poly_uS: list[Annotated[float, Field(ge=-1e4, le=1e4)]] = Field(
@@ -74,7 +77,7 @@ def polynomial_min(coeffs: list[float]) -> tuple[float, float]:
     return xs[i], values[i]
 
 
-class ClippedLog(StrictData):
+class ClippedLog(_Data):
     """clip(slope · ln(G/g_max) + intercept, min, max)."""
 
     ln_slope: float = Field(0.0, ge=-10, le=10, description="per unit ln(G/g_max), in [-10, 10]")
@@ -89,7 +92,7 @@ class ClippedLog(StrictData):
         return self
 
 
-class Drift(StrictData):
+class Drift(_Data):
     """G(t) = G_prog·((t + t0)/t0)^(−ν), ν = |N(ν_mean(G), ν_std(G))| drawn once per device."""
 
     enabled: bool = False
@@ -100,7 +103,7 @@ class Drift(StrictData):
     compensation: bool = Field(False, description="global drift compensation, one scalar per tile")
 
 
-class ReadNoise(StrictData):
+class ReadNoise(_Data):
     """Fresh every read: G_read = G + |G|·σ_rel·ξ + σ_abs·ξ'.
 
     σ_rel = min(q_max, q_coeff / max(g_rel_floor, G/g_max)^q_exp), times
@@ -119,7 +122,7 @@ class ReadNoise(StrictData):
         0.0, description="conductance-independent σ, µS, in [0, 1e4]")
 
 
-class DAC(StrictData):
+class DAC(_Data):
     """Input converter: per-sample, per-tile scaling into ±input_bound, then bits."""
 
     bits: Bits | None = Field(None, description="1 … 24; None: no input quantization")
@@ -129,7 +132,7 @@ class DAC(StrictData):
         "absmax", description="absmax: each input vector of a tile scaled by its max |x|")
 
 
-class ADC(StrictData):
+class ADC(_Data):
     """Output converter of each tile, normalized units; additive output noise before it."""
 
     bits: Bits | None = Field(None, description="1 … 24; None: no output quantization")
@@ -146,7 +149,7 @@ class ADC(StrictData):
         return self
 
 
-class Faults(StrictData):
+class Faults(_Data):
     """Devices stuck at G_min (0) or g_max, fixed per seed at programming."""
 
     stuck_at_min_fraction: Fraction = Field(0.0, description="in [0, 1]")
@@ -159,19 +162,19 @@ class Faults(StrictData):
         return self
 
 
-class IdealUpdate(StrictData):
+class IdealUpdate(_Data):
     """The requested weights are written exactly."""
 
     kind: Literal["ideal"] = "ideal"
 
 
-class NoisyWriteUpdate(StrictData):
+class NoisyWriteUpdate(_Data):
     """Each update re-programs the target weights, with the profile's programming noise."""
 
     kind: Literal["noisy_write"] = "noisy_write"
 
 
-class PulsedUpdate(StrictData):
+class PulsedUpdate(_Data):
     """Increments applied as pulses, aihwkit-style constant-step device.
 
     Units are normalized device units: ±1 is ±g_max of the device pair. At the first
@@ -204,7 +207,7 @@ class PulsedUpdate(StrictData):
 Update = Annotated[IdealUpdate | NoisyWriteUpdate | PulsedUpdate, Field(discriminator="kind")]
 
 
-class DeviceProfile(StrictData):
+class DeviceProfile(_Data):
     """A device: mapping, programming, drift, read noise, periphery, faults, update model."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",

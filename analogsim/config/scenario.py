@@ -21,6 +21,9 @@ from analogsim.errors import DataError, ScenarioError
 
 Scalar = bool | int | float | str | None
 
+#: Base of every model here: strict, finite, no unknown keys (config/strict.py).
+_Data = StrictData
+
 #: Widest hidden layer (a 16384² float32 weight matrix is 1 GiB).
 MAX_WIDTH = 16_384
 #: Largest learning rate accepted.
@@ -29,7 +32,7 @@ MAX_LR = 1e6
 MAX_REFRESHES = 100_000
 
 
-class DatasetSpec(StrictData):
+class DatasetSpec(_Data):
     """Which data, and how much of it.
 
     ``n_train``/``n_test`` keep a seeded random subset of that many samples (``seed``);
@@ -58,7 +61,7 @@ class DatasetSpec(StrictData):
             raise PydanticCustomError("unknown_dataset", str(err)) from None
 
 
-class MLPSpec(StrictData):
+class MLPSpec(_Data):
     """Fully connected leaky-ReLU net; input and output widths come from the data."""
 
     kind: Literal["mlp"] = "mlp"
@@ -68,7 +71,7 @@ class MLPSpec(StrictData):
     slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
 
 
-class ConvNetSpec(StrictData):
+class ConvNetSpec(_Data):
     """The paper's convnet (3 conv layers, FC 1024, output); needs image data."""
 
     kind: Literal["convnet"] = "convnet"
@@ -78,7 +81,7 @@ class ConvNetSpec(StrictData):
 ModelSpec = Annotated[MLPSpec | ConvNetSpec, Field(discriminator="kind")]
 
 
-class SweepSpec(StrictData):
+class SweepSpec(_Data):
     """One profile field varied over values, applied to every listed profile."""
 
     field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
@@ -94,7 +97,7 @@ class SweepSpec(StrictData):
         return values
 
 
-class LRSearchSpec(StrictData):
+class LRSearchSpec(_Data):
     """The paper's η search, per cell: from ``start``, multiply η by ``factor`` while the
     final test metric of a short trial run (``epochs``, the cell's seeds) improves."""
 
@@ -106,7 +109,7 @@ class LRSearchSpec(StrictData):
     epochs: int = Field(3, ge=1, le=1_000_000, description="epochs of each trial run, 1 … 1e6")
 
 
-class AlignmentSpec(StrictData):
+class AlignmentSpec(_Data):
     """Angles of each perturbation rule's update to BP's on the untrained network, per layer
     (the paper's Fig. 1): one batch, ``repeats`` fresh networks and perturbations."""
 
@@ -115,7 +118,7 @@ class AlignmentSpec(StrictData):
     batch_size: Count = Field(1000, description="train samples in the batch")
 
 
-class EvaluationSpec(StrictData):
+class EvaluationSpec(_Data):
     """When and on what the learning curves are measured (on the device, noise included)."""
 
     every_epochs: int = Field(1, ge=1, le=1_000_000,
@@ -125,7 +128,7 @@ class EvaluationSpec(StrictData):
         None, description="evaluate the train metrics on the first N train samples")
 
 
-class TimelineSpec(StrictData):
+class TimelineSpec(_Data):
     """Device time: training steps spend it; inference is evaluated at times after the last
     programming; optional periodic re-programming and drift compensation."""
 
@@ -160,7 +163,7 @@ class TimelineSpec(StrictData):
         return self
 
 
-class Scenario(StrictData):
+class Scenario(_Data):
     """A grid of training runs: profiles (× sweep values) × rules × baselines × seeds."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
