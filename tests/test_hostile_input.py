@@ -65,7 +65,7 @@ def test_malformed_profiles_one_line_each(tmp_path: Path) -> None:
 def test_malformed_scenarios_one_line_each(tmp_path: Path) -> None:
     cases = write(scenario_cases(), tmp_path / "scenarios")
     out = tmp_path / "results"
-    problems, slowest = _check(
+    problems, _ = _check(
         cases, lambda p: ["run", str(p), "--out", str(out), "--quiet", "--no-plot"], tmp_path)
     assert not problems, f"{len(problems)} of {len(cases)}:\n" + "\n".join(problems[:30])
     assert not (out / "records.jsonl").exists()  # nothing trained, nothing written

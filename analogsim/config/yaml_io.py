@@ -127,7 +127,7 @@ def parse_yaml(text: str) -> Any:
         line = text.count("\n", 0, bad.start()) + 1
         raise _Refused(line, f"control character {bad.group()!r} is not allowed")
     _check_events(text)
-    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
 
 
 def read_yaml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
@@ -186,8 +186,7 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown field"
     msg = str(err["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+        msg = msg.removeprefix(prefix)
     if err["type"] == "finite_number":
         msg = "must be a finite number (no inf or nan)"
     got = err.get("input")
