@@ -160,7 +160,7 @@ def test_lock_dies_with_its_holder(tmp_path: Path) -> None:
         assert info.value.pid == holder.pid
     finally:
         holder.kill()
-        holder.wait()
+        holder.communicate()  # reaps it and closes its pipe
     with folder_lock(tmp_path):  # SIGKILL left no stale lock behind
         pass
 

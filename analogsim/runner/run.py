@@ -1,7 +1,8 @@
 """``run_scenario``: plan the grid, skip finished cells, run the rest, record, plot.
 
 The results folder holds ``manifest.json`` (scenario, its hash, versions, seeds, device,
-cells) and ``records.jsonl`` (see ``records``). Only this coordinating process writes them.
+cells) and ``records.jsonl`` (see ``records``). Only this coordinating process writes them,
+and only while it holds the folder's lock (``records.folder_lock``).
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         verbose: per-epoch lines of each cell and a line per finished cell on stderr.
 
     Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
-    scenario or the results folder is unusable.
+    scenario or the results folder is unusable, or another run holds the folder (the run
+    holds an exclusive lock on it from before it reads the folder until its records are
+    final). A cell whose metrics come out NaN or infinite without diverging is reported in
+    ``failed`` with the reason and not recorded.
     """
     t0 = time.perf_counter()
     if isinstance(scenario, Scenario):
