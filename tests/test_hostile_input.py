@@ -110,3 +110,28 @@ def test_programming_noise_checked_over_the_whole_interval() -> None:
     with pytest.raises(ValueError, match="0.25"):
         ProgrammingNoise(sigma_poly_uS=[0.1, -2.0, 4.0])
     ProgrammingNoise(sigma_poly_uS=[1.0, -4.0, 4.0])  # (1 − 2g)² touches 0 at ½: allowed
+
+
+def test_union_errors_give_one_line_naming_the_field_as_written(tmp_path: Path) -> None:
+    from analogsim.config.scenario import load_scenario
+    from analogsim.errors import ScenarioError
+
+    base = (Path(__file__).parent / "scenarios" / "tiny.yaml").read_text()
+    cases = {"lr: {danp: .inf, bp: 0.1}": "lr.danp: must be a finite number (no inf or nan) "
+                                          "(got inf)",
+             "lr: true": "lr: must be a number, not a boolean (got True)",
+             "model: {hidden: [8, true]}": "model.hidden.1: must be an integer, not a boolean "
+                                           "(got True)"}
+    for line, expected in cases.items():
+        key = line.split(":")[0]
+        text = "\n".join(ln for ln in base.splitlines() if not ln.startswith(f"{key}:"))
+        path = tmp_path / "s.yaml"
+        path.write_text(text + "\n" + line + "\n")
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(path)
+        assert str(info.value) == f"{path}: {expected}"
+    p = tmp_path / "p.yaml"
+    p.write_text("name: x\nsource: y\nupdate: {kind: pulsed, dw_min: 0.0}\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(p)
+    assert str(info.value).startswith(f"{p}: update.dw_min: Input should be greater than")

@@ -181,6 +181,27 @@ def _field_path(loc: tuple[Any, ...]) -> tuple[str, bool]:
     return ".".join(parts), tagged
 
 
+def _display_path(loc: tuple[Any, ...], data: Any) -> str:
+    """The dotted field path as the user wrote it: without union-member tags, and without the
+    tag of a tagged union (``update.pulsed.dw_min`` → ``update.dw_min``), found by walking
+    ``data``: a name that is neither the last part nor a key of the mapping it indexes."""
+    parts, node = [], data
+    for i, p in enumerate(loc):
+        if isinstance(p, str) and _TAG.match(p):
+            continue
+        if (isinstance(p, str) and i < len(loc) - 1 and isinstance(node, dict)
+                and p not in node):
+            continue
+        parts.append(str(p))
+        if isinstance(node, dict):
+            node = node.get(p)
+        elif isinstance(node, list) and isinstance(p, int) and 0 <= p < len(node):
+            node = node[p]
+        else:
+            node = None
+    return ".".join(parts)
+
+
 def _message(err: dict[str, Any]) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown field"
@@ -198,7 +219,8 @@ def _message(err: dict[str, Any]) -> str:
     return " ".join(msg.split())
 
 
-def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
+def format_validation_error(source: str, exc: pydantic.ValidationError,
+                            data: Any = None) -> str:
     """One line per field with a problem: ``source: field.path: message (got value)``.
 
     A value that fits none of a union's members gives one line (the member whose error lies
@@ -223,7 +245,7 @@ def format_validation_error(source: str, exc: pydantic.ValidationError) -> str:
     lines = []
     for group in order:
         err = chosen[group][1]
-        path, _ = _field_path(tuple(err["loc"]))
+        path = _display_path(tuple(err["loc"]), data)
         got = err.get("input")
         show = err["type"] not in ("missing",) and not isinstance(got, dict)
         shown_value = f" (got {shown(got)})" if show else ""
@@ -237,7 +259,7 @@ def validate(model: type[M], data: Any, source: str, error: type[ConfigError]) -
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise error(format_validation_error(source, exc)) from None
+        raise error(format_validation_error(source, exc, data)) from None
     except RecursionError:
         raise error(f"{source}: nested too deeply") from None
 
