@@ -249,8 +249,8 @@ class DeviceProfile(_Data):
         if parts[-1] not in node:
             raise ProfileError(f"profile {self.name}: {dotted}: no such field")
         node[parts[-1]] = value
-        from analogsim.config.yaml_io import validate
-        return validate(DeviceProfile, data, f"profile {self.name} with {dotted}={value!r}",
+        from analogsim.config.yaml_io import shown, validate
+        return validate(DeviceProfile, data, f"profile {self.name} with {dotted}={shown(value)}",
                         ProfileError)
 
 
