@@ -257,21 +257,27 @@ def test_nonfinite_data_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None
         data.load("teacher", "train")
 
 
-def test_nonfinite_metrics_fail_their_cell(tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nonfinite_metrics_mark_their_cell_diverged(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network whose outputs overflow between the guard's checks: never a `done` cell with
+    null losses; it is recorded as diverged, naming the metrics and where they went bad."""
     from analogsim.runner import cell
 
     sc, out = small_scenario(tmp_path, profiles=["ideal"], seeds=[0]), tmp_path / "out"
     real = cell.evaluate
+    calls = []
 
-    def nan_loss(*a: object, **k: object) -> tuple[float, float | None]:
-        _, acc = real(*a, **k)
-        return math.nan, acc
+    def nan_from_epoch_1(*a: object, **k: object) -> tuple[float, float | None]:
+        loss, acc = real(*a, **k)
+        calls.append(loss)
+        return (math.nan if len(calls) > 2 else loss), acc  # epoch 0: test, train
 
-    monkeypatch.setattr(cell, "evaluate", nan_loss)
+    monkeypatch.setattr(cell, "evaluate", nan_from_epoch_1)
     report = run_scenario(sc, out, jobs=1, threads=1, verbose=False)
-    [reason] = report.failed.values()
-    assert reason.startswith("non-finite test_loss") and reason.endswith("epoch row of epoch 0")
-    assert not report.complete and read_records(out) == []
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["failed"] == report.failed and manifest["complete"] is False
+    assert report.complete and report.diverged == report.ran == ["ideal/bp/s0"]
+    rows = read_records(out)
+    summary = rows[-1]
+    assert summary["status"] == "diverged" and summary["diverged"] is True
+    assert summary["diverged_what"] == "non-finite test_loss, train_loss"
+    assert summary["diverged_at_step"] == next(r["step"] for r in rows if r["epoch"] == 1)
+    assert rows[0]["test_loss"] is not None  # epoch 0 was fine and is kept

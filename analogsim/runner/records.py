@@ -74,14 +74,21 @@ def row(base: dict[str, Any], **values: Any) -> Record:
     return out
 
 
-def nonfinite_reason(rows: Sequence[dict[str, Any]]) -> str | None:
-    """Why a cell's metrics cannot be trusted (the first non-finite metric), or None."""
+def mark_nonfinite(rows: Sequence[dict[str, Any]]) -> str | None:
+    """If a row of a finished cell holds a NaN or infinite metric, mark the cell diverged in
+    its summary row (``rows[-1]``): ``diverged_what`` names the metrics, ``diverged_at_step``
+    the step of the first such row. Returns that reason, or None when every metric is finite.
+
+    Input data and profiles are checked for non-finite values before a run, so what is left
+    is a network whose outputs overflowed between the divergence guard's checks."""
     for r in rows:
         bad = [c for c in getattr(r, "nonfinite", ()) if c in METRICS]
         if bad:
-            where = f"{r['kind']} row" + (f" of epoch {r['epoch']}" if r.get("epoch") is not None
-                                          else "")
-            return f"non-finite {', '.join(bad)} in the {where}"
+            epoch = f" of epoch {r['epoch']}" if r.get("epoch") is not None else ""
+            reason = f"non-finite {', '.join(bad)} in the {r['kind']} row{epoch}"
+            rows[-1].update(status="diverged", diverged=True, diverged_at_step=r.get("step"),
+                            diverged_what=f"non-finite {', '.join(bad)}")
+            return reason
     return None
 
 

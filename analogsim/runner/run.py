@@ -29,7 +29,7 @@ from analogsim.runner.records import (
     FolderBusy,
     RecordStore,
     folder_lock,
-    nonfinite_reason,
+    mark_nonfinite,
     write_json,
 )
 
@@ -158,8 +158,8 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
     Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
     scenario or the results folder is unusable, or another run holds the folder (the run
     holds an exclusive lock on it from before it reads the folder until its records are
-    final). A cell whose metrics come out NaN or infinite without diverging is reported in
-    ``failed`` with the reason and not recorded.
+    final). A cell whose metrics come out NaN or infinite is recorded as diverged, with
+    the metrics named in ``diverged_what``, never as done.
     """
     t0 = time.perf_counter()
     if isinstance(scenario, Scenario):
@@ -219,18 +219,17 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
 
     def on_done(res: CellResult) -> None:
-        bad = nonfinite_reason(res.rows) if res.status == "done" else None
-        if bad is not None:  # NaN data or a bad profile: not a result; the cell stays open
-            report.failed[res.cell_id] = bad
-            manifest.setdefault("failed", {})[res.cell_id] = bad
-            progress.line(f"cell {res.cell_id} failed: {bad}")
-            return
+        status, summary = res.status, res.summary
+        if status == "done":
+            reason = mark_nonfinite(res.rows)  # never a "done" cell with NaN metrics
+            if reason is not None:
+                status, summary = "diverged", f"diverged: {reason}"
         store.append_cell(res.rows)
         report.ran.append(res.cell_id)
-        if res.status == "diverged":
+        if status == "diverged":
             report.diverged.append(res.cell_id)
         manifest["cell_wall_s"][res.cell_id] = round(res.wall_s, 3)
-        progress.cell_done(res.cell_id, res.summary)
+        progress.cell_done(res.cell_id, summary)
 
     def on_error(job: CellJob, message: str) -> None:
         report.failed[job.cell.id] = message
