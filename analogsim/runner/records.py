@@ -5,9 +5,9 @@ A cell's rows are appended in one write followed by ``fsync``, and its last row 
 ``kind: "cell"`` summary, which carries ``cell_checksum``, a SHA-256 of the cell's other rows:
 a cell is complete exactly when that row is present and its rows match the checksum. After a
 crash (or a damaged file) ``RecordStore.recover`` drops torn lines and the rows of incomplete
-or damaged cells, so a resumed run reruns those and appends each cell exactly once. When the grid is complete the file is rewritten in grid
-order (temporary file, ``fsync``, atomic rename), so a resumed run ends byte-identical to an
-uninterrupted one.
+or damaged cells, so a resumed run reruns those and appends each cell exactly once. When the
+grid is complete the file is rewritten in grid order (temporary file, ``fsync``, atomic
+rename), so a resumed run ends byte-identical to an uninterrupted one.
 
 Kinds of rows:
 - ``epoch``: learning-curve point (epoch 0 is the untrained network).
@@ -24,7 +24,7 @@ import hashlib
 import json
 import math
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ COLUMNS = (
     "diverged", "status", "diverged_at_step", "diverged_what", "cell_checksum",
 )
 
-#: Columns that hold measured numbers (a non-finite one fails its cell).
+#: Columns that hold measured numbers (a non-finite one marks its cell diverged).
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "step_loss",
            "angle_deg", "angle_sem_deg")
 
@@ -121,7 +121,8 @@ def fsync_dir(folder: Path) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``: a temporary file of a unique name, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with open(fd, "w", encoding="utf-8") as f:
             f.write(text)
