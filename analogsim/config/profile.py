@@ -223,6 +223,16 @@ class DeviceProfile(_Data):
     faults: Faults = Faults()
     update: Update = IdealUpdate()
 
+    @model_validator(mode="after")
+    def _read_before_t0(self) -> DeviceProfile:
+        # The 1/f factor sqrt(ln((t + t0 + t_read)/(2·t_read))) is real and > 0 from t = 0 on
+        # only if t_read < t0 (the model assumes a read much shorter than t0).
+        if self.read_noise.one_over_f and not self.read_noise.t_read_s < self.drift.t0_s:
+            raise ValueError(
+                f"read_noise.t_read_s ({self.read_noise.t_read_s:g} s) must be below "
+                f"drift.t0_s ({self.drift.t0_s:g} s) when read_noise.one_over_f is on")
+        return self
+
     @property
     def is_ideal(self) -> bool:
         """True when every effect is off: the profile is the digital reference."""

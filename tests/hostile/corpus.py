@@ -174,6 +174,7 @@ def profile_cases() -> list[Case]:
         ("bits 0", ("adc", "bits"), 0, "bits"),
         ("bits 8.0", ("dac", "bits"), 8.0, "bits"),
         ("g_max 1e-300", ("mapping", "g_max_uS"), 1e-300, "g_max_uS"),
+        ("1/f read longer than t0", ("read_noise", "t_read_s"), 100.0, "t_read_s"),
         ("g_max 1e308", ("mapping", "g_max_uS"), 1e308, "g_max_uS"),
         ("t0 1e-300", ("drift", "t0_s"), 1e-300, "t0_s"),
         ("t_read 0", ("read_noise", "t_read_s"), 0.0, "t_read_s"),
