@@ -28,6 +28,10 @@ _Data = StrictData
 
 
 
+#: Largest noise σ (programming, absolute read noise), in conductance windows (g_max).
+MAX_SIGMA_WINDOWS = 10.0
+
+
 class Mapping(_Data):
     """How a weight matrix becomes conductances."""
 
@@ -126,8 +130,8 @@ class DAC(_Data):
     """Input converter: per-sample, per-tile scaling into ±input_bound, then bits."""
 
     bits: Bits | None = Field(None, description="1 … 24; None: no input quantization")
-    input_bound: float = Field(1.0, ge=1e-6, le=1e6,
-                               description="normalized input range ±bound, in [1e-6, 1e6]")
+    input_bound: float = Field(1.0, ge=1e-3, le=1e3,
+                               description="normalized input range ±bound, in [1e-3, 1e3]")
     scaling: Literal["absmax", "none"] = Field(
         "absmax", description="absmax: each input vector of a tile scaled by its max |x|")
 
@@ -137,8 +141,8 @@ class ADC(_Data):
 
     bits: Bits | None = Field(None, description="1 … 24; None: no output quantization")
     output_bound: float | None = Field(
-        None, ge=1e-6, le=1e6, description="saturation at ±bound (normalized units, in "
-        "[1e-6, 1e6]); None: no clipping")
+        None, ge=1e-3, le=1e3, description="saturation at ±bound (normalized units, in "
+        "[1e-3, 1e3]); None: no clipping")
     noise_std: float = Field(0.0, ge=0, le=1e3,
                              description="additive output noise σ, normalized units, in [0, 1e3]")
 
@@ -222,6 +226,24 @@ class DeviceProfile(_Data):
     adc: ADC = ADC()
     faults: Faults = Faults()
     update: Update = IdealUpdate()
+
+    @model_validator(mode="after")
+    def _noise_within_window(self) -> DeviceProfile:
+        # σ of many conductance windows is no device; and it overflows float32 downstream.
+        g_max = self.mapping.g_max_uS
+        if self.read_noise.absolute_uS > MAX_SIGMA_WINDOWS * g_max:
+            raise ValueError(
+                f"read_noise.absolute_uS ({self.read_noise.absolute_uS:g} µS) must be at most "
+                f"{MAX_SIGMA_WINDOWS:g} × mapping.g_max_uS ({g_max:g} µS)")
+        prog = self.programming
+        coeffs = [-c for c in prog.sigma_poly_uS]  # the largest σ is minus the smallest of −σ
+        g, neg = polynomial_min(coeffs)
+        sigma = -neg * g_max / prog.g_max_ref_uS
+        if sigma > MAX_SIGMA_WINDOWS * g_max:
+            raise ValueError(
+                f"programming: sigma_poly_uS reaches σ = {sigma:.4g} µS at G/g_max = {g:.3g} "
+                f"(scaled to mapping.g_max_uS); at most {MAX_SIGMA_WINDOWS:g} × g_max_uS")
+        return self
 
     @model_validator(mode="after")
     def _read_before_t0(self) -> DeviceProfile:
