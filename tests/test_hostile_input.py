@@ -19,14 +19,8 @@ from analogsim.errors import ProfileError
 
 
 def _check(cases: list[tuple[Case, Path]], argv_of, tmp: Path) -> tuple[list[str], float]:
-    """Run every case (two children at a time); the problems found and the slowest wall time."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def one(item: tuple[Case, Path]) -> tuple[int | None, int | None, float]:
-        return run_capped(argv_of(item[1]), tmp / f"{item[1].stem}.err")
-
-    with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(one, cases))
+    """Run every case; the problems found and the slowest wall time."""
+    results = [run_capped(argv_of(path), tmp / f"{path.stem}.err") for _, path in cases]
     problems, slowest = [], 0.0
     for (case, path), (code, sig, wall) in zip(cases, results, strict=True):
         slowest = max(slowest, wall)

@@ -69,7 +69,8 @@ def _child(argv: list[str], err_path: str) -> None:
             traceback.print_exc()
             code = 98
         sys.stderr.flush()
-    finally:
+        Path(f"{err_path}.code").write_text(str(code))  # the status, also where the fork
+    finally:                                             # server fails to report it
         os._exit(code)
 
 
@@ -98,4 +99,8 @@ def run_capped(argv: list[str], err_path: Path) -> tuple[int | None, int | None,
     wall = time.perf_counter() - t0
     code = proc.exitcode
     assert code is not None
+    written = Path(f"{err_path}.code")
+    if code == 255 and written.is_file():  # the server lost the status (EOF on its pipe)
+        code = int(written.read_text())
+    written.unlink(missing_ok=True)
     return (None, -code, wall) if code < 0 else (code, None, wall)
