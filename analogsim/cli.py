@@ -1,4 +1,4 @@
-"""Command line: ``analogsim run | plot | align | devices | data``.
+"""Command line: ``analogsim run | plot | report | align | devices | data``.
 
 Every user error is one line on stderr and exit code 2; no traceback.
 """
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _registrations() -> list[Callable[[argparse._SubParsersAction], None]]:
     """Sub-commands defined next to what they drive (each module's ``register``)."""
     regs = []
-    for mod in ("analogsim.data.cli", "analogsim.runner.cli", "analogsim.rules.cli"):
+    for mod in ("analogsim.data.cli", "analogsim.runner.cli", "analogsim.rules.cli",
+                "analogsim.report.cli"):
         try:
             module = __import__(mod, fromlist=["register"])
         except ModuleNotFoundError as err:

@@ -7,7 +7,10 @@
 - ``inference_vs_time.png``: test metric against device time after programming (log axis).
 - ``alignment.png``: angle of each rule's update to BP's per layer (mean ± s.e.m.).
 - ``summary.csv`` / ``summary.md``: per profile variant and rule, the final and peak test
-  metric — peak both as the max of the seed-mean curve and as the max over seeds.
+  metric — peak both as the max of the seed-mean curve and as the max over seeds. When the
+  records hold a validation split, the peak epoch (and the best seed) is chosen on it and
+  the test metric is reported at that epoch; the test split never chooses.
+- ``lr_search.png``: the η search's validation metric against η per rule (``lr_search``).
 
 Uses matplotlib's Agg canvas directly (no pyplot, no global backend change).
 """
@@ -90,6 +93,8 @@ class SummaryRow:
     final_mean: float | None
     final_min: float | None
     final_max: float | None
+    final_sem: float | None  # standard error of the seed mean (None under 2 seeds)
+    peak_chosen_on: str  # "validation", or "test" for records without a validation split
     peak_mean_curve: float | None
     peak_mean_curve_epoch: int | None
     peak_over_seeds: float | None
@@ -102,6 +107,9 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
     """The summary table of ``records`` (grid order of profile variants and rules)."""
     metric, higher = _metric(records)
     key = f"test_{metric}"
+    sel = f"val_{metric}"
+    if not any(r.get(sel) is not None for r in records if r["kind"] == "epoch"):
+        sel = key
     best = max if higher else min
     cells = [r for r in records if r["kind"] == "cell"]
     out = []
@@ -110,14 +118,15 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
             mine = [r for r in records if r["profile_label"] == prof and r["rule_label"] == rule]
             summaries = [r for r in mine if r["kind"] == "cell"]
             epochs = [r for r in mine if r["kind"] == "epoch" and not r["diverged"]
-                      and r[key] is not None]
+                      and r[key] is not None and r.get(sel) is not None]
             finals = [r[key] for r in summaries if r["status"] == "done" and r[key] is not None]
             curve = band((r["epoch"], r[key]) for r in epochs)
+            chooser = band((r["epoch"], r[sel]) for r in epochs)
             peak_i = None
-            if curve.x:
-                peak_i = curve.mean.index(best(curve.mean))
-            per_seed = [(r[key], r["seed"]) for r in epochs]
-            peak_seed = best(per_seed, key=lambda p: p[0]) if per_seed else None
+            if chooser.x:  # the epoch is chosen on `sel`; the test metric reported there
+                peak_i = curve.x.index(chooser.x[chooser.mean.index(best(chooser.mean))])
+            per_seed = [(r[key], r["seed"], r[sel]) for r in epochs]
+            peak_seed = best(per_seed, key=lambda p: p[2]) if per_seed else None
             inf = [r for r in mine if r["kind"] == "inference" and r[key] is not None]
             t_last = max((r["after_programming_s"] for r in inf), default=None)
             after = [r[key] for r in inf if r["after_programming_s"] == t_last]
@@ -130,6 +139,8 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
                 final_mean=_mean(finals) if finals else None,
                 final_min=min(finals) if finals else None,
                 final_max=max(finals) if finals else None,
+                final_sem=sem(finals),
+                peak_chosen_on="validation" if sel != key else "test",
                 peak_mean_curve=None if peak_i is None else curve.mean[peak_i],
                 peak_mean_curve_epoch=None if peak_i is None else int(curve.x[peak_i]),
                 peak_over_seeds=None if peak_seed is None else peak_seed[0],
@@ -137,6 +148,15 @@ def summarize(records: Sequence[Record]) -> list[SummaryRow]:
                 after_programming_s=t_last if after else None,
                 after_programming_mean=_mean(after) if after else None))
     return out
+
+
+def sem(xs: Sequence[float]) -> float | None:
+    """Standard error of the mean of ``xs`` (sample standard deviation / √n); None if n < 2."""
+    n = len(xs)
+    if n < 2:
+        return None
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
 
 
 def _duration(s: float) -> str:
@@ -161,14 +181,20 @@ def markdown_table(rows: Sequence[SummaryRow]) -> str:
     after = next((r.after_programming_s for r in rows if r.after_programming_s is not None),
                  None)
     peak = "peak" if acc else "lowest"
-    head = ["profile", "rule", "seeds", "diverged", "η", f"final test{unit} (min–max)",
-            f"{peak} test{unit}, seed-mean curve (epoch)", f"{peak} test{unit}, best seed"]
+    if rows[0].peak_chosen_on == "validation":
+        peaks = [f"test{unit} at the {peak} validation epoch, seed-mean curve (epoch)",
+                 f"test{unit} of the best seed on validation"]
+    else:
+        peaks = [f"{peak} test{unit}, seed-mean curve (epoch)", f"{peak} test{unit}, best seed"]
+    head = ["profile", "rule", "seeds", "diverged", "η",
+            f"final test{unit} ± s.e.m. (min–max)", *peaks]
     if after is not None:
         head.append(f"test{unit} {_duration(after)} after programming")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.profile, r.rule, str(r.seeds), str(r.diverged), r.lr or "–",
-                 f"{f(r.final_mean)} ({f(r.final_min)}–{f(r.final_max)})"
+                 f"{f(r.final_mean)}{'' if r.final_sem is None else ' ± ' + f(r.final_sem)} "
+                 f"({f(r.final_min)}–{f(r.final_max)})"
                  if r.final_mean is not None else "–",
                  f"{f(r.peak_mean_curve)} ({r.peak_mean_curve_epoch})"
                  if r.peak_mean_curve is not None else "–",
@@ -417,3 +443,49 @@ def plot_results(folder: str | Path) -> list[Path]:
             plot_inference_vs_time(records, folder / "inference_vs_time.png"),
             plot_alignment(records, folder / "alignment.png")]
     return [p for p in made if p is not None]
+
+
+def plot_lr_search(rows: Sequence[Record], path: Path) -> Path | None:
+    """The η search (rows of ``lr_search.jsonl``): final validation metric of each trial
+    against η (log axis), one panel per profile variant, one line per rule; the chosen η
+    circled, diverged trials as crosses along the bottom."""
+    trials = [r for r in rows if r["kind"] == "lr_trial"]
+    if not trials:
+        return None
+    metric = "accuracy" if any(r.get("val_accuracy") is not None for r in trials) else "loss"
+    key = f"val_{metric}"
+    profiles = _ordered(r["profile_label"] for r in trials)
+    colors = _colors(_ordered(r["rule_label"] for r in trials))
+    fig, axes = _figure(len(profiles))
+    for ax, prof in zip(axes, profiles, strict=True):
+        mine = [r for r in rows if r["profile_label"] == prof]
+        for rule in _ordered(r["rule_label"] for r in mine):
+            pts = sorted((r["lr"], _scale(metric, r[key])) for r in mine
+                         if r["rule_label"] == rule and r["kind"] == "lr_trial"
+                         and r[key] is not None)
+            if pts:
+                ax.plot(*zip(*pts, strict=True), "o-", color=colors[rule], markersize=3,
+                        label=rule)
+            for r in mine:
+                if r["rule_label"] != rule:
+                    continue
+                if r["kind"] == "lr_trial" and r[key] is None:
+                    ax.plot([r["lr"]], [_cross_y(colors, rule)], "x", color=colors[rule],
+                            markersize=7, clip_on=False, transform=ax.get_xaxis_transform())
+                elif r["kind"] == "lr_choice" and r[key] is not None:
+                    ax.plot([r["lr"]], [_scale(metric, r[key])], "o", markersize=10,
+                            markerfacecolor="none", markeredgecolor=colors[rule])
+        ax.set_xscale("log")
+        ax.set_title(prof, fontsize=10)
+        ax.set_xlabel("η")
+        ax.set_ylabel(f"validation {_ylabel(metric)}")
+        ax.grid(alpha=0.3)
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center",
+               ncols=min(4, len(legend)), fontsize=8)
+    fig.suptitle("η search: validation metric at the end of each trial (○ chosen, × diverged)",
+                 fontsize=11)
+    return _save(fig, path)

@@ -1,16 +1,15 @@
 """Time of an analog forward (pcm profile, every effect on) over the digital forward.
 
 784-1024-1024-1024-10 MLP, batch 1000, float32, measured side by side in one run:
-interleaved repeats, median of each. Last line: ``analog/digital forward: 1.80x`` (the
-ratio; 2-core AMD EPYC with AVX-512 bf16 and VNNI, 2 threads, shared machine).
-``--noise-fp32`` runs the read-noise variance matmul in float32 instead of bfloat16 (where the
-tiles chose bf16: CUDA, or a CPU with AVX-512 bf16); ``--mean-fp32`` runs the mean product in
-float32 instead of on int8 weight digits (where the tiles chose int8: a CPU with VNNI);
-``--threads`` sets torch's CPU threads. OpenMP's idle threads sleep after a short spin, as
-``import analogsim`` before torch sets them (benchmarks/omp_env.py), unless set already.
+interleaved repeats, median of each. Both numerics settings are timed side by side: ``exact``
+(float32) and ``fast`` (the int8 / bf16 paths that measured faster on this host; the paths
+taken are printed). Last line: ``analog/digital forward: …x`` for ``--numerics`` (default
+fast). ``--threads`` sets torch's CPU threads. OpenMP's idle threads sleep after a short
+spin, as ``import analogsim`` before torch sets them (benchmarks/omp_env.py), unless set
+already.
 
     python benchmarks/analog_forward.py [--device cpu|cuda] [--repeats 31] [--quick]
-        [--threads N] [--noise-fp32] [--mean-fp32]
+        [--threads N] [--numerics exact|fast]
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from timing import timed
 from torch import nn
 
 import analogsim
-from analogsim.analog import analog_layers, normals
+from analogsim.analog import normals, numerics
 from analogsim.clock import HOUR_S
 
 
@@ -48,10 +47,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--quick", action="store_true", help="3 repeats (smoke run)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    ap.add_argument("--noise-fp32", action="store_true",
-                    help="float32 read-noise variance matmul (tile.noise_bf16 = False)")
-    ap.add_argument("--mean-fp32", action="store_true",
-                    help="float32 mean product (tile.int8_mean = False)")
+    ap.add_argument("--numerics", choices=("exact", "fast"), default="fast",
+                    help="the setting whose ratio is the last line")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -60,35 +57,35 @@ def main() -> None:
     torch.manual_seed(0)
     digital = mlp([784, 1024, 1024, 1024, 10]).to(device)
     clock = analogsim.SimClock()
-    gen = torch.Generator(device).manual_seed(0)
-    analog = analogsim.analogize(digital, "pcm", clock=clock, generator=gen)
-    tiles = [layer._tile for layer in analog_layers(analog)]
-    for tile in tiles:
-        tile.noise_bf16 = tile.noise_bf16 and not args.noise_fp32
-        tile.int8_mean = tile.int8_mean and not args.mean_fp32
+    nets = {s: analogsim.analogize(digital, "pcm", clock=clock, seed=0, numerics=s)
+            for s in ("exact", "fast")}
     clock.advance(HOUR_S)  # read one hour after programming: drift and 1/f noise active
     x = torch.rand(args.batch, 784, device=device)
+    times: dict[str, list[float]] = {k: [] for k in ("digital", "exact", "fast", "exact moved",
+                                                     "fast moved")}
     with torch.no_grad():
         for _ in range(2):  # warm-up
-            digital(x), analog(x)
-        td, ta, tm = [], [], []
+            digital(x), nets["exact"](x), nets["fast"](x)
         for _ in range(reps):
-            td.append(timed(lambda: digital(x), device))
-            ta.append(timed(lambda: analog(x), device))  # same device time: state cached
+            times["digital"].append(timed(lambda: digital(x), device))
+            for s, net in nets.items():
+                times[s].append(timed(lambda: net(x), device))  # same device time: cached
             clock.advance(1.0)  # device time moves: drifted state and read noise recomputed
-            tm.append(timed(lambda: analog(x), device))
-    d, a, m = statistics.median(td), statistics.median(ta), statistics.median(tm)
+            for s, net in nets.items():
+                times[f"{s} moved"].append(timed(lambda: net(x), device))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    d = med["digital"]
     print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "
-          f"{torch.get_num_threads()}; mean product "
-          f"{'int8 digits' if all(t.int8_mean for t in tiles) else 'float32'}, read-noise "
-          f"variance {'bfloat16' if all(t.noise_bf16 for t in tiles) else 'float32'}, normals "
-          f"on {2 if normals.helper_thread_enabled() else 1} thread(s)")
+          f"{torch.get_num_threads()}, normals on "
+          f"{2 if normals.helper_thread_enabled() else 1} thread(s); fast paths here: "
+          f"{numerics.describe('fast', device)}")
     print(f"digital forward: {d * 1e3:8.2f} ms")
-    print(f"analog  forward: {a * 1e3:8.2f} ms (pcm: prog. noise, drift+compensation, 1/f read "
-          f"noise, 8-bit DAC/ADC, output noise, 512x512 tiles)")
-    print(f"analog  forward after the clock moved: {m * 1e3:8.2f} ms "
-          f"({m / d:.2f}x; drift and read-noise model recomputed for the new device time)")
-    print(f"analog/digital forward: {a / d:.2f}x")
+    for s in ("exact", "fast"):
+        print(f"analog  forward, {s:5}: {med[s] * 1e3:8.2f} ms ({med[s] / d:.2f}x); after the "
+              f"clock moved {med[s + ' moved'] * 1e3:8.2f} ms ({med[s + ' moved'] / d:.2f}x)")
+    print("(pcm: programming noise, per-device drift + compensation, 1/f read noise, 7-bit DAC, "
+          "9-bit ADC, output noise, 512x512 tiles)")
+    print(f"analog/digital forward: {med[args.numerics] / d:.2f}x")
 
 
 if __name__ == "__main__":

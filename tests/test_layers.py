@@ -10,7 +10,7 @@ from nets import make_mlp
 from torch import nn
 
 import analogsim
-from analogsim.analog import AnalogLayer, analog_layers
+from analogsim.analog import AnalogLayer, analog_layers, probe
 from analogsim.config.profile import DeviceProfile
 
 HARDWARE = ["pcm", "rram", "low_precision", "noisy_nodes"]
@@ -66,8 +66,8 @@ def test_no_two_passes_agree_on_hardware(name: str) -> None:
 def test_public_surface_offers_no_clean_pass() -> None:
     layer = analog_layers(analogsim.analogize(make_mlp([8, 4]), "pcm"))[0]
     public = {n for n in dir(layer) if not n.startswith("_")} - set(dir(nn.Module))
-    assert public <= {"weight", "bias", "profile", "clock", "decorrelator", "record", "trace",
-                      "inject", "passes", "hardware", "program", "from_digital", "to_digital",
+    assert public <= {"weight", "bias", "profile", "clock", "decorrelator", "chip_seed",
+                      "hardware", "program", "refresh", "from_digital", "to_digital",
                       "in_features", "out_features", "training"}, public
 
 
@@ -94,7 +94,8 @@ def _realised(layer: AnalogLayer) -> torch.Tensor:
 def test_update_models_reach_the_device() -> None:
     w = torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
     for kind, noisy in (("ideal", False), ("noisy_write", True)):
-        layer = analogsim.AnalogLinear(w, torch.zeros(16), _exact_reader({"kind": kind}, True))
+        layer = analogsim.AnalogLinear(w, torch.zeros(16), _exact_reader({"kind": kind}, noisy),
+                                       seed=0)
         with torch.no_grad():
             layer.weight.add_(0.1)
         layer.program()
@@ -133,17 +134,22 @@ def test_bp_gradients_flow_through_hardware() -> None:
     assert x.grad is not None
 
 
-def test_straight_through_gradients_of_weight_bias_and_input() -> None:
-    """Loss Σ_n c·a_n: ∂/∂b = N·c, ∂/∂W = c·Σ_n x_n, ∂/∂x_n = c·W_eff (the tile's mean)."""
+@pytest.mark.parametrize("backward", ["mean", "shadow"])
+def test_straight_through_gradients_of_weight_bias_and_input(backward: str) -> None:
+    """Loss Σ_n c·a_n: ∂/∂b = N·c, ∂/∂W = c·Σ_n x_n, ∂/∂x_n = c·W (the tile's mean weights,
+    or the host's digital ones)."""
+    from analogsim.analog import probe
+
     layer = analogsim.AnalogLinear(torch.randn(6, 20), torch.randn(6), "pcm",
                                    generator=torch.Generator().manual_seed(0))
     x = torch.rand(12, 20, requires_grad=True)
     c = torch.arange(6, dtype=torch.float32)
-    (layer(x) * c).sum().backward()
+    with probe(layer, record=False, backward=backward):
+        (layer(x) * c).sum().backward()
     assert torch.allclose(layer.bias.grad, 12 * c)
     assert torch.allclose(layer.weight.grad, c[:, None] * x.detach().sum(0), rtol=1e-5)
-    w_eff = layer._tile._effective_weight()
-    assert torch.allclose(x.grad, (c @ w_eff).expand(12, 20), rtol=1e-5, atol=1e-6)
+    w = layer._tile.mean_weight() if backward == "mean" else layer.weight.detach()
+    assert torch.allclose(x.grad, (c @ w).expand(12, 20), rtol=1e-5, atol=1e-6)
 
 
 def test_clock_stamps_programming_and_runs_processes() -> None:
@@ -172,8 +178,7 @@ def test_shared_passes_read_once_per_pass_with_the_same_statistics() -> None:
     for shared in (False, True):
         layer = analogsim.AnalogLinear(w, torch.zeros(40), "pcm",
                                        generator=torch.Generator().manual_seed(1))
-        layer.passes = reads if shared else 1
-        with torch.no_grad():
+        with torch.no_grad(), probe(layer, passes=reads if shared else 1):
             ys.append(layer(x.expand(reads, 700).contiguous()).double())
     (y0, y1) = ys
     assert y1.shape == (reads, 40)
@@ -186,7 +191,8 @@ def test_shared_passes_read_once_per_pass_with_the_same_statistics() -> None:
 
 
 def test_run_passes_shares_the_first_layer_only_where_its_input_is_the_model_input() -> None:
-    from analogsim.rules.base import input_layer, run_passes
+    from analogsim.analog.probe import input_layer
+    from analogsim.rules.base import run_passes
 
     net = analogsim.analogize(make_mlp([16, 8, 4]), "pcm")
     assert input_layer(net) is analog_layers(net)[0]
@@ -199,7 +205,7 @@ def test_run_passes_shares_the_first_layer_only_where_its_input_is_the_model_inp
     assert torch.equal(traces[0].inputs.reshape(3, 5, 16), x.expand(3, 5, 16))
     pre = traces[0].pre.reshape(3, 5, -1)
     assert not torch.equal(pre[0], pre[1]) and not torch.equal(pre[1], pre[2])
-    assert all(layer.passes == 1 for layer in analog_layers(net))
+    assert all(layer._probe is None for layer in analog_layers(net))  # the probe is cleared
 
 
 def test_shared_passes_through_a_convolution() -> None:
@@ -227,9 +233,8 @@ def test_shared_passes_apply_to_the_next_call_only() -> None:
     w = torch.randn(6, 6, generator=torch.Generator().manual_seed(0))
     layer = analogsim.AnalogLinear(w, torch.zeros(6), "ideal")
     x, other = torch.rand(3, 6), torch.rand(6, 6)
-    layer.passes = 2
-    with torch.no_grad():
+    with torch.no_grad(), probe(layer, passes=2):
         first = layer(torch.cat([x, x]))
         second = layer(other)
     assert torch.allclose(first, torch.cat([x, x]) @ w.t(), atol=1e-6)
-    assert torch.allclose(second, other @ w.t(), atol=1e-6) and layer.passes == 1
+    assert torch.allclose(second, other @ w.t(), atol=1e-6) and layer._probe is None

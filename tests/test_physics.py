@@ -23,15 +23,15 @@ def read_weights(layer: torch.nn.Module, n_in: int) -> torch.Tensor:
         return (layer(torch.eye(n_in)) - layer.bias).t()
 
 
-def test_quantizer_has_exactly_2_pow_bits_levels_and_clips() -> None:
+def test_quantizer_is_symmetric_with_2_pow_bits_minus_1_levels_and_clips() -> None:
     x = torch.linspace(-3, 3, 200_001, dtype=torch.float64)
-    for bits in (1, 2, 4, 8):
+    for bits in (2, 4, 8):
         for bound in (0.5, 1.0, 12.0):
             q = physics.quantize(x * bound, bits, bound)
             levels = torch.unique(q)
-            step = bound / 2 ** (bits - 1)
-            assert len(levels) == 2**bits
-            assert levels.min() == -bound and math.isclose(levels.max(), bound - step)
+            step = bound / (2 ** (bits - 1) - 1)
+            assert len(levels) == 2**bits - 1
+            assert math.isclose(levels.min(), -bound) and math.isclose(levels.max(), bound)
             assert torch.allclose(torch.diff(levels), torch.full_like(levels[1:], step))
 
 
@@ -42,11 +42,16 @@ def test_adc_through_layer_outputs_on_grid_and_saturate() -> None:
     x = torch.rand(500, 2, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         y = layer(x)  # scale = max|w| = 1: outputs are ADC levels directly
-    levels = torch.arange(-4, 4) * 0.5
-    assert set(torch.unique(y).tolist()) <= set(levels.tolist())
-    with torch.no_grad():
-        sat = layer(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))  # 1.5 → 1.5; clip DAC at ±1
-    assert sat[0, 0] == 1.5 and sat[1, 0] == -1.5
+    levels = torch.arange(-3, 4) * (2.0 / 3)  # 3 bits: codes −3 … 3 of 2/3
+    assert all(min(abs(v - lv) for lv in levels.tolist()) < 1e-6 for v in torch.unique(y).tolist())
+    with torch.no_grad():  # 1.5 → nearest code 2 (4/3)
+        sat = layer(torch.tensor([[1.0, -1.0], [-1.0, 1.0]]))
+        # 3 in normalized units saturates at the ADC's bound 2
+        big = analogsim.AnalogLinear(torch.tensor([[1.0, -1.0, 1.0]]), torch.zeros(1), p)(
+            torch.tensor([[1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]]))
+    assert math.isclose(float(sat[0, 0]), 4 / 3, rel_tol=1e-6)
+    assert math.isclose(float(sat[1, 0]), -4 / 3, rel_tol=1e-6)
+    assert torch.allclose(big[:, 0], torch.tensor([2.0, -2.0]))
 
 
 def test_programming_noise_sigma_matches_model() -> None:

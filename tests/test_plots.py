@@ -66,7 +66,7 @@ def test_markdown_table_and_csv(tmp_path: Path) -> None:
     table = markdown_table(summarize(records()))
     lines = table.strip().splitlines()
     assert len(lines) == 2 + 4
-    assert "| ideal | DANP | 2 | 0 | 0.01 | 70.0 (60.0–80.0) | 70.0 (2) | 90.0 | 60.0 |" in lines
+    assert "| ideal | DANP | 2 | 0 | 0.01 | 70.0 ± 10.0 (60.0–80.0) | 70.0 (2) | 90.0 | 60.0 |" in lines
     assert "1 y after programming" in lines[0]
     store = RecordStore(tmp_path)
     rs = records()
@@ -86,8 +86,8 @@ def test_regression_reports_lowest_loss(tmp_path: Path) -> None:
     assert summary.peak_mean_curve == pytest.approx(0.2) and summary.peak_mean_curve_epoch == 3
     assert summary.peak_over_seeds == pytest.approx(0.1) and summary.peak_over_seeds_seed == 1
     header, _, line = markdown_table([summary]).splitlines()
-    assert "%" not in header and "final test loss (min–max)" in header
-    assert "| 0.2 (0.1–0.3) | 0.2 (3) | 0.1 |" in line
+    assert "%" not in header and "final test loss ± s.e.m. (min–max)" in header
+    assert "| 0.2 ± 0.1 (0.1–0.3) | 0.2 (3) | 0.1 |" in line
 
 
 def test_every_figure_is_drawn(tmp_path: Path) -> None:
@@ -110,3 +110,21 @@ def test_single_profile_has_no_robustness_plot(tmp_path: Path) -> None:
     store.append_cell(rs)
     made = {p.name for p in plot_results(tmp_path)}
     assert "robustness.png" not in made and "learning_curves.png" in made
+
+
+def test_with_a_validation_split_the_peak_epoch_is_chosen_on_it() -> None:
+    # validation accuracy per epoch peaks at epoch 1 for both seeds, the test curve at 2 or 3:
+    # the table must report the test accuracy at epoch 1, not the test curve's maximum
+    val = {0: [0.1, 0.7, 0.6, 0.5], 1: [0.1, 0.8, 0.3, 0.2]}
+    rs = []
+    for seed, curve in CURVES.items():
+        for r in cell("ideal", "danp", seed, curve):
+            if r["kind"] == "epoch":
+                r["val_accuracy"] = val[seed][r["epoch"]]
+            rs.append(r)
+    (s,) = summarize(rs)
+    assert s.peak_chosen_on == "validation"
+    assert s.peak_mean_curve_epoch == 1 and s.peak_mean_curve == pytest.approx((0.5 + 0.4) / 2)
+    assert s.peak_over_seeds_seed == 1 and s.peak_over_seeds == pytest.approx(0.4)
+    header = markdown_table([s]).splitlines()[0]
+    assert "at the peak validation epoch" in header and "best seed on validation" in header

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import signal
@@ -182,25 +181,3 @@ def test_diverged_cell_is_recorded_and_the_grid_goes_on(tmp_path: Path) -> None:
     assert danp[2]["diverged_what"] in ("loss", "weights", "decorrelation matrices")
     bp = [r for r in rows if r["rule"] == "bp"]
     assert bp[-1]["status"] == "done" and len(bp) == EPOCHS + 1 + 2 + 1
-
-
-def test_lr_search_picks_the_best_trial(tmp_path: Path) -> None:
-    data = yaml.safe_load(TINY.read_text())
-    data.update(profiles=["ideal"], seeds=[0], rules=["bp"], epochs=2,
-                lr_search={"start": 0.01, "factor": 2.0, "max_steps": 4, "epochs": 1})
-    data.pop("lr")
-    data.pop("alignment")
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump(data))
-    run_scenario(path, tmp_path / "out", jobs=1, verbose=False)
-    rows = read_records(tmp_path / "out")
-    trials = [r for r in rows if r["kind"] == "lr_trial"]
-    lrs = [r["lr"] for r in trials]
-    assert lrs == pytest.approx([0.01 * 2**k for k in range(len(lrs))]) and len(lrs) >= 2
-    accs = [r["test_accuracy"] for r in trials]
-    # it doubles while the trial metric improves, and stops at the first that does not
-    assert all(b > a for a, b in itertools.pairwise(accs[:-1]))
-    best = trials[accs.index(max(accs))]["lr"]
-    summary = rows[-1]
-    assert summary["kind"] == "cell" and summary["lr"] == best
-    assert all(r["lr"] == best for r in rows if r["kind"] in ("epoch", "inference"))

@@ -1,15 +1,16 @@
-"""Analog crossbar simulation: device physics, tiles, layers, conversion."""
+"""Analog crossbar simulation: device physics, tiles, layers, conversion, probes."""
 
-from analogsim.analog.convert import OnDevice, analogize, on_device, program
+from analogsim.analog.convert import analogize, on_device, program, refresh
 from analogsim.analog.layers import (
-                                     AnalogConv2d,
-                                     AnalogLayer,
-                                     AnalogLinear,
-                                     Decorrelator,
-                                     Trace,
-                                     analog_layers,
+    AnalogConv2d,
+    AnalogLayer,
+    AnalogLinear,
+    Decorrelator,
+    analog_layers,
 )
+from analogsim.analog.probe import BACKWARDS, Probe, Trace, probe
 from analogsim.analog.tile import AnalogTile
 
-__all__ = ["AnalogConv2d", "AnalogLayer", "AnalogLinear", "AnalogTile", "Decorrelator",
-           "OnDevice", "Trace", "analog_layers", "analogize", "on_device", "program"]
+__all__ = ["BACKWARDS", "AnalogConv2d", "AnalogLayer", "AnalogLinear", "AnalogTile",
+           "Decorrelator", "Probe", "Trace", "analog_layers", "analogize", "on_device", "probe",
+           "program", "refresh"]

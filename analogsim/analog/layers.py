@@ -6,34 +6,24 @@ conductances: every forward reads the tile (noisy, drifted, through DAC/ADC). ``
 writes the host weights to the tile through the profile's update model. On the ``ideal``
 profile there is no tile and the layer is exactly its digital counterpart.
 
-What a chip exposes is recorded for learning rules (``record``/``trace``): the inputs fed to
-the crossbar (after decorrelation) and the measured pre-activations (after ADC, plus bias).
-A rule may also ``inject`` its own perturbation into the pre-activations.
+What a chip exposes is recorded for learning rules inside ``analogsim.analog.probe.probe``:
+the inputs fed to the crossbar (after decorrelation) and the measured pre-activations (after
+ADC, plus bias); a rule may also inject its own perturbation into the pre-activations.
+
+Every layer is its own chip: its tile draws from its own generator (``chip_seed``), so two
+layers' programming errors, faults and drift exponents are independent.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from analogsim.analog.tile import AnalogTile
+from analogsim.analog.probe import LayerProbe, Trace
+from analogsim.analog.tile import AnalogTile, fresh_seed
 from analogsim.clock import SimClock
 from analogsim.config.profile import DeviceProfile, load_profile
-
-
-@dataclass(frozen=True)
-class Trace:
-    """What one forward pass through a layer exposed.
-
-    inputs: (B, L, K) crossbar inputs after decorrelation (L = 1 for linear, patches for conv).
-    pre:    (B, L, O) measured pre-activations (post-ADC, bias added, injection included).
-    """
-
-    inputs: Tensor
-    pre: Tensor
 
 
 class Decorrelator(nn.Module):
@@ -48,50 +38,72 @@ class Decorrelator(nn.Module):
 
 
 class _AnalogMVM(torch.autograd.Function):
-    """Analog forward (+ digital bias); straight-through backward through the tile's mean
-    weights."""
+    """Analog forward (+ digital bias); backward to the input by the probe's ``backward``
+    choice (a transposed noisy read by default), straight through the DAC/ADC quantizers."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None,  # type: ignore[override]
-                tile: AnalogTile) -> Tensor:
-        ctx.tile = tile
-        ctx.save_for_backward(x)
+                tile: AnalogTile, backward: str) -> Tensor:
+        ctx.tile, ctx.backward = tile, backward
+        ctx.save_for_backward(x, weight)
         return tile.mvm(x, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        gx = grad @ ctx.tile._effective_weight() if ctx.needs_input_grad[0] else None
+        x, weight = ctx.saved_tensors
+        gx = None
+        if ctx.needs_input_grad[0]:
+            with torch.no_grad():
+                if ctx.backward == "noisy_read":
+                    gx = ctx.tile.mvm_transposed(grad)
+                elif ctx.backward == "shadow":
+                    gx = grad @ weight
+                else:
+                    gx = grad @ ctx.tile.mean_weight()
         gw = grad.t() @ x if ctx.needs_input_grad[1] else None
         gb = grad.sum(0) if ctx.needs_input_grad[2] else None
-        return gx, gw, gb, None
+        return gx, gw, gb, None, None
 
 
 class AnalogLayer(nn.Module):
-    """Shared machinery of analog layers: host weights, tile, programming, trace, injection."""
+    """Shared machinery of analog layers: host weights, tile, programming, probe."""
 
     weight: nn.Parameter
     bias: nn.Parameter | None
+    _tile: AnalogTile | None
 
     def _setup(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
-               clock: SimClock | None, generator: torch.Generator | None) -> None:
+               clock: SimClock | None, generator: torch.Generator | None,
+               seed: int | None = None, numerics: str = "exact") -> None:
+        """``generator`` (on the weights' device) draws every device random number of this
+        layer; without it one is seeded with ``seed``, or with a fresh seed from the operating
+        system. ``chip_seed`` records the seed (None when a generator was given)."""
         self.profile = load_profile(profile)
         self.clock = clock if clock is not None else SimClock()
         self.weight = nn.Parameter(weight.detach().clone().float())
         self.bias = nn.Parameter(bias.detach().clone().float()) if bias is not None else None
         self.decorrelator: Decorrelator | None = None
-        self.record = False
-        self.trace: Trace | None = None
-        self.inject: Tensor | None = None  # (B, L, O), added to the pre-activations once
-        self.passes = 1  # > 1: the input is that many copies of one batch (see ``_expose``)
-        self._tile: AnalogTile | None = None
+        self._probe: LayerProbe | None = None
+        dev = self.weight.device
+        self.chip_seed: int | None = None
+        if generator is None:
+            self.chip_seed = seed if seed is not None else fresh_seed()
+            generator = torch.Generator(dev).manual_seed(self.chip_seed)
+        tile = None
         if not self.profile.is_ideal:
-            dev = self.weight.device
-            gen = generator if generator is not None else torch.Generator(dev).manual_seed(0)
-            self._tile = AnalogTile(self.weight.shape[0], self._matrix().shape[1], self.profile,
-                                   self.clock, gen, dev)
-            self._tile.program(self._matrix(), noisy=True)
-        self.register_buffer("_programmed", self._matrix().detach().clone(), persistent=False)
+            tile = AnalogTile(self.weight.shape[0], self._matrix().shape[1], self.profile,
+                              self.clock, generator, dev, numerics)
+            tile.program(self._matrix(), noisy=True)
+        self.add_module("_tile", tile)
+        self.register_buffer("_programmed", self._matrix().detach().clone())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        """A checkpoint with decorrelation matrices gives a fresh layer its ``Decorrelator``."""
+        key = prefix + "decorrelator.R"
+        if self.decorrelator is None and key in state_dict:
+            k = state_dict[key].shape[0]
+            self.decorrelator = Decorrelator(k, device=self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _matrix(self) -> Tensor:
         """Host weights as the crossbar's (out, K) matrix."""
@@ -105,9 +117,10 @@ class AnalogLayer(nn.Module):
     def program(self) -> None:
         """Write the host weights to the device through the profile's update model.
 
-        ideal: exact write; noisy_write: re-program with programming noise; pulsed: apply the
-        requested increment since the last write as pulses. The realised weights are what the
-        next forward reads.
+        ideal: exact write; noisy_write: re-program, with programming noise, the devices whose
+        target changed; pulsed: apply the requested increment since the last write as pulses.
+        Devices not written keep drifting. The realised weights are what the next forward
+        reads.
         """
         target = self._matrix().detach()
         if self._tile is not None:
@@ -118,7 +131,15 @@ class AnalogLayer(nn.Module):
                 self._tile.program(target, noisy=(kind == "noisy_write"))
         self._programmed.copy_(target)
 
-    def _mvm(self, x: Tensor, repeats: int = 1) -> Tensor:
+    def refresh(self) -> None:
+        """Re-program every device to the host weights, with programming noise: what a chip's
+        periodic refresh does (drift restarts; a fresh programming error is paid)."""
+        target = self._matrix().detach()
+        if self._tile is not None:
+            self._tile.program(target, noisy=True, all_devices=True)
+        self._programmed.copy_(target)
+
+    def _mvm(self, x: Tensor, repeats: int, backward: str) -> Tensor:
         """(N, K) → (repeats·N, O) through the crossbar plus the digital bias (or all
         digitally on the ideal profile); each repeat is its own noisy read."""
         w, b = self._matrix(), self.bias
@@ -128,31 +149,34 @@ class AnalogLayer(nn.Module):
         if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad
                                         or (b is not None and b.requires_grad)):
             if repeats > 1:
-                raise ValueError("shared passes (repeats > 1) run without autograd")
-            return _AnalogMVM.apply(x, w, b, self._tile)
+                raise ValueError("shared passes (passes > 1) run without autograd")
+            return _AnalogMVM.apply(x, w, b, self._tile, backward)
         return self._tile.mvm(x, b, repeats)
 
     def _expose(self, x: Tensor, b: int) -> Tensor:
-        """Run the crossbar (bias included) on (B·L, K) inputs; add the injection; record the
-        trace.
+        """Run the crossbar (bias included) on (B·L, K) inputs; inside a probe add its
+        injection and record the trace.
 
-        With ``passes`` > 1 (set by ``analogsim.rules.base.run_passes`` on a network's input
-        layer, without autograd) the input holds that many copies of its first B·L/passes
-        rows: they are decorrelated, converted and multiplied once and read once per pass. It
-        applies to the layer's next call only (a layer used twice in a network shares once).
+        With the probe's ``passes`` > 1 the input holds that many copies of its first
+        B·L/passes rows: they are decorrelated, converted and multiplied once and read once
+        per pass. It applies to the layer's next call only.
         """
-        reps, self.passes = self.passes, 1
-        if reps > 1:
+        pr = self._probe
+        reps = 1
+        if pr is not None and pr.passes > 1:
+            reps, pr.passes = pr.passes, 1
             x = x[: x.shape[0] // reps]
         if self.decorrelator is not None:
             x = self.decorrelator(x)
-        a = self._mvm(x, reps)
-        if reps > 1 and self.record:
+        a = self._mvm(x, reps, pr.backward if pr is not None else "noisy_read")
+        if pr is None:
+            return a
+        if reps > 1 and pr.record:
             x = x.repeat(reps, 1)
-        if self.inject is not None:
-            a = a + self.inject.reshape(a.shape)
-        if self.record:
-            self.trace = Trace(x.reshape(b, -1, x.shape[-1]), a.reshape(b, -1, a.shape[-1]))
+        if pr.inject is not None:
+            a = a + pr.inject.reshape(a.shape)
+        if pr.record:
+            pr.trace = Trace(x.reshape(b, -1, x.shape[-1]), a.reshape(b, -1, a.shape[-1]))
         return a
 
 
@@ -160,17 +184,18 @@ class AnalogLinear(AnalogLayer):
     """y = W x + b on a crossbar. Input (B, in) → (B, out)."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
-                 clock: SimClock | None = None, generator: torch.Generator | None = None) -> None:
+                 clock: SimClock | None = None, generator: torch.Generator | None = None,
+                 seed: int | None = None, numerics: str = "exact") -> None:
         super().__init__()
         self.in_features, self.out_features = weight.shape[1], weight.shape[0]
-        self._setup(weight, bias, profile, clock, generator)
+        self._setup(weight, bias, profile, clock, generator, seed, numerics)
 
     @classmethod
     def from_digital(cls, module: nn.Linear, profile: DeviceProfile | str,
-                     clock: SimClock | None = None,
-                     generator: torch.Generator | None = None) -> AnalogLinear:
+                     clock: SimClock | None = None, generator: torch.Generator | None = None,
+                     seed: int | None = None, numerics: str = "exact") -> AnalogLinear:
         """Program a digital ``nn.Linear``'s weights onto the device."""
-        return cls(module.weight, module.bias, profile, clock, generator)
+        return cls(module.weight, module.bias, profile, clock, generator, seed, numerics)
 
     def to_digital(self) -> nn.Linear:
         """A digital ``nn.Linear`` with the host weights (the requested, not realised ones)."""
@@ -194,24 +219,25 @@ class AnalogConv2d(AnalogLayer):
     def __init__(self, weight: Tensor, bias: Tensor | None, profile: DeviceProfile | str,
                  clock: SimClock | None = None, generator: torch.Generator | None = None,
                  stride: int | tuple[int, int] = 1, padding: int | tuple[int, int] = 0,
-                 dilation: int | tuple[int, int] = 1) -> None:
+                 dilation: int | tuple[int, int] = 1, seed: int | None = None,
+                 numerics: str = "exact") -> None:
         super().__init__()
         self.out_channels, self.in_channels = weight.shape[0], weight.shape[1]
         self.kernel_size = tuple(weight.shape[2:])
         self.stride = nn.modules.utils._pair(stride)
         self.padding = nn.modules.utils._pair(padding)
         self.dilation = nn.modules.utils._pair(dilation)
-        self._setup(weight, bias, profile, clock, generator)
+        self._setup(weight, bias, profile, clock, generator, seed, numerics)
 
     @classmethod
     def from_digital(cls, module: nn.Conv2d, profile: DeviceProfile | str,
-                     clock: SimClock | None = None,
-                     generator: torch.Generator | None = None) -> AnalogConv2d:
+                     clock: SimClock | None = None, generator: torch.Generator | None = None,
+                     seed: int | None = None, numerics: str = "exact") -> AnalogConv2d:
         """Program a digital ``nn.Conv2d`` (groups=1, zero padding) onto the device."""
         if module.groups != 1 or module.padding_mode != "zeros" or isinstance(module.padding, str):
             raise ValueError("AnalogConv2d supports groups=1, numeric zero padding only")
-        return cls(module.weight, module.bias, profile, clock, generator,
-                   module.stride, module.padding, module.dilation)  # type: ignore[arg-type]
+        return cls(module.weight, module.bias, profile, clock, generator,  # type: ignore[arg-type]
+                   module.stride, module.padding, module.dilation, seed, numerics)
 
     def to_digital(self) -> nn.Conv2d:
         """A digital ``nn.Conv2d`` with the host weights."""

@@ -88,8 +88,10 @@ def drift_log_factor(dt_s: float, t0_s: float) -> float:
     return math.log((dt_s + t0_s) / t0_s)
 
 
-def drift_factor(nu: Tensor, dt_s: float, t0_s: float) -> Tensor:
-    """((dt + t0)/t0)^(−ν) for dt seconds since programming."""
+def drift_factor(nu: Tensor, dt_s: float | Tensor, t0_s: float) -> Tensor:
+    """((dt + t0)/t0)^(−ν) for dt seconds since programming (a number, or one per device)."""
+    if isinstance(dt_s, Tensor):
+        return torch.exp(torch.log1p(dt_s / t0_s).mul_(nu).neg_())
     return torch.exp(nu * -drift_log_factor(dt_s, t0_s))
 
 
@@ -101,47 +103,31 @@ def one_over_f_factor(cfg: ReadNoise, dt_s: float, t0_s: float) -> float:
     return math.sqrt(math.log((dt_s + t0_s + cfg.t_read_s) / (2 * cfg.t_read_s)))
 
 
-def read_sigma_rel(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
+def one_over_f_sq(cfg: ReadNoise, dt_s: Tensor, t0_s: float) -> Tensor:
+    """``one_over_f_factor``² for per-device times since programming ``dt_s`` (any shape)."""
+    return dt_s.add(t0_s + cfg.t_read_s).div_(2 * cfg.t_read_s).log_()
+
+
+def q_s(g_prog: Tensor, cfg: ReadNoise) -> Tensor:
+    """Q_s = min(q_max, q_coeff/max(g_floor, g_prog)^q_exp) of the *programmed* conductance
+    g_prog = G_prog/g_max (Nandakumar et al. 2019's 1/f coefficient)."""
+    return (cfg.q_coeff / g_prog.clamp_min(cfg.g_rel_floor) ** cfg.q_exp).clamp_max(cfg.q_max)
+
+
+def read_sigma_rel(g_prog_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
                    t0_s: float) -> Tensor:
-    """Relative read-noise σ (multiplies |G|) at dt seconds since programming."""
-    q = (cfg.q_coeff / (g_uS / g_max_uS).clamp_min(cfg.g_rel_floor) ** cfg.q_exp).clamp_max(
-        cfg.q_max)
-    return q * one_over_f_factor(cfg, dt_s, t0_s)
-
-
-def read_variance_uS2(g_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
-                      t0_s: float) -> Tensor:
-    """Variance (µS²) of one read of each device: (|G|·σ_rel)² + σ_abs²."""
-    rel = read_sigma_rel(g_uS, g_max_uS, cfg, dt_s, t0_s)
-    return (g_uS.abs() * rel) ** 2 + cfg.absolute_uS**2
-
-
-def read_variance_rel(g_rel: Tensor, ln_g_rel: Tensor | None, cfg: ReadNoise, dt_s: float,
-                      t0_s: float, gain: float = 1.0) -> Tensor:
-    """gain·(g·σ_rel(g))², g = G/g_max ≥ 0: ``read_variance_uS2`` without σ_abs, over g_max².
-
-    ``ln_g_rel``: ln g if known (saves a log); only max(ln g, ln floor) is used, so it may be
-    floored at any value ≤ ln floor (−inf at g = 0 is fine). No pow: σ_rel = exp(min(ln q_max,
-    ln q_coeff − q_exp·max(ln g, ln floor))) times the 1/f factor; the exp argument is bounded
-    (a huge negative one takes torch's slow exp path), and g = 0 gives exactly 0.
-    """
-    f2 = one_over_f_factor(cfg, dt_s, t0_s) ** 2 * gain
-    if cfg.q_exp == 0:
-        return g_rel.square().mul_(min(cfg.q_max, cfg.q_coeff) ** 2 * f2)
-    ln = torch.log(g_rel.clamp_min(cfg.g_rel_floor)) if ln_g_rel is None else ln_g_rel
-    e = ln.clamp_min(math.log(cfg.g_rel_floor)).mul_(-2 * cfg.q_exp)
-    ln_f2 = math.log(f2)  # σ_rel²·f2 = exp(min(2 ln q_max, 2 ln q_coeff − 2q·ln g) + ln f2)
-    e.add_(2 * math.log(cfg.q_coeff) + ln_f2).clamp_max_(2 * math.log(cfg.q_max) + ln_f2)
-    return e.exp_().mul_(g_rel).mul_(g_rel)
+    """Relative read-noise σ at dt seconds since programming: Q_s(G_prog)·1/f factor. It
+    multiplies |G(t)|, the drifted conductance."""
+    return q_s(g_prog_uS / g_max_uS, cfg) * one_over_f_factor(cfg, dt_s, t0_s)
 
 
 # ------------------------------------------------------------------------------ periphery
 def quantize(x: Tensor, bits: int, bound: float) -> Tensor:
-    """Uniform signed quantizer with exactly 2**bits levels k·step, k ∈ [−2^(b−1), 2^(b−1)−1],
-    step = bound/2^(b−1); values beyond the range saturate at the end levels."""
-    half = 2 ** (bits - 1)
-    step = bound / half
-    return torch.clamp(torch.round(x / step), -half, half - 1) * step
+    """Symmetric signed quantizer: 2**bits − 1 levels k·step, |k| ≤ 2^(b−1) − 1,
+    step = bound/(2^(b−1) − 1), so ±bound are levels; values beyond saturate."""
+    top = 2 ** (bits - 1) - 1
+    step = bound / top
+    return torch.clamp(torch.round(x / step), -top, top) * step
 
 
 def quantize_levels(g_uS: Tensor, g_max_uS: float, levels: int) -> Tensor:

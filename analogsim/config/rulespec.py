@@ -26,6 +26,10 @@ class RuleSpec(StrictData):
     loss: per-sample loss: "sse" Σ_k (t_k − y_k)² (the paper's) or "mse" (mean over outputs).
     reduction: how per-sample updates combine over the batch: "mean" or "sum".
     seed: seeds the rule's own generator (the perturbations it injects), 0 … 2³²−1.
+    backward: BP/DBP on a chip: how the backward reaches each layer's inputs — "noisy_read" (a
+        transposed noisy read of the same devices, the default and what a chip can do),
+        "shadow" (the optimizer's digital weights) or "mean" (the devices' mean weights, an
+        oracle no chip exposes: optimistic). Only for bp and dbp.
     check_every: steps between host syncs of the divergence guard.
     max_abs_weight: a weight beyond this magnitude counts as divergence.
     """
@@ -38,6 +42,7 @@ class RuleSpec(StrictData):
     loss: Literal["sse", "mse"] = "sse"
     reduction: Literal["mean", "sum"] = "mean"
     seed: Seed = 0
+    backward: Literal["noisy_read", "shadow", "mean"] | None = None
     check_every: int = Field(50, ge=1, le=1_000_000, description="1 … 1e6")
     max_abs_weight: float = Field(1e4, gt=0, le=1e30, description="in (0, 1e30]")
 
@@ -45,6 +50,8 @@ class RuleSpec(StrictData):
     def _sigma_for_np(self) -> RuleSpec:
         if self.name in ("np", "dnp", "inp", "dinp") and self.sigma == 0:
             raise ValueError(f"{self.name} divides by the injected noise: sigma must be > 0")
+        if self.backward is not None and self.base != "bp":
+            raise ValueError(f"backward is a choice of bp and dbp, not of {self.name}")
         return self
 
     @property

@@ -47,6 +47,10 @@ class DatasetSpec(_Data):
     n_test: Count | None = Field(None, description="random subset of the test split")
     seed: int = Field(0, ge=0, le=MAX_SEED - 1,
                       description="draw of generated sets and of the subsets, 0 … 2³²−2")
+    validation: float = Field(
+        0.0, ge=0, lt=1, description="fraction of the train split held out as the validation "
+        "split (seeded by ``seed``), in [0, 1); η searches and peak-epoch choices read it, "
+        "never the test split")
     options: dict[str, Scalar | list[int]] = Field(
         default_factory=dict, description="options of generated sets")
 
@@ -61,6 +65,9 @@ class DatasetSpec(_Data):
             raise PydanticCustomError("unknown_dataset", str(err)) from None
 
 
+Init = Literal["he", "normal_fan_in", "torch_default"]
+
+
 class MLPSpec(_Data):
     """Fully connected leaky-ReLU net; input and output widths come from the data."""
 
@@ -69,6 +76,10 @@ class MLPSpec(_Data):
         default_factory=lambda: [256, 256, 256], max_length=64,
         description=f"hidden layer widths, each 1 … {MAX_WIDTH}; at most 64 layers")
     slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
+    init: Init = Field("he", description="initial weights: he (N(0, 2/((1+slope²) fan_in)), "
+                       "zero bias), normal_fan_in (N(0, 1/fan_in), zero bias) or torch_default "
+                       "(U(±1/√fan_in) weights and bias)")
+    bias: bool = Field(True, description="layers with a bias")
 
 
 class ConvNetSpec(_Data):
@@ -76,6 +87,8 @@ class ConvNetSpec(_Data):
 
     kind: Literal["convnet"] = "convnet"
     slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
+    init: Init = Field("he", description="as the MLP's")
+    bias: bool = Field(True, description="layers with a bias")
 
 
 ModelSpec = Annotated[MLPSpec | ConvNetSpec, Field(discriminator="kind")]
@@ -98,15 +111,39 @@ class SweepSpec(_Data):
 
 
 class LRSearchSpec(_Data):
-    """The paper's η search, per cell: from ``start``, multiply η by ``factor`` while the
-    final test metric of a short trial run (``epochs``, the cell's seeds) improves."""
+    """η search per profile variant × rule × baseline, on the validation split: trial runs
+    on a coarse log grid ``low`` … ``high`` (``points`` values), then ``refine`` values on a
+    finer log grid between the best coarse value's neighbours; the best final validation
+    metric wins. Each trial trains ``epochs`` epochs or ``steps`` steps (give one)."""
 
-    start: float = Field(gt=0, le=MAX_LR, description=f"first η tried, in (0, {MAX_LR:g}]")
-    factor: float = Field(2.0, gt=1, le=1000, description="η multiplier per step, in (1, 1000]")
-    max_steps: int = Field(8, ge=1, le=100, description="most trials, 1 … 100")
-    patience: int = Field(1, ge=1, le=100,
-                          description="stop after this many trials without gain, 1 … 100")
-    epochs: int = Field(3, ge=1, le=1_000_000, description="epochs of each trial run, 1 … 1e6")
+    low: float = Field(gt=0, le=MAX_LR, description=f"smallest η of the coarse grid, in "
+                       f"(0, {MAX_LR:g}]")
+    high: float = Field(gt=0, le=MAX_LR, description=f"largest η of the coarse grid, in "
+                        f"(0, {MAX_LR:g}]")
+    points: int = Field(5, ge=2, le=100,
+                        description="η values of the coarse log grid (ends included), 2 … 100")
+    refine: int = Field(4, ge=0, le=100, multiple_of=2, description="η values of the refined "
+                        "grid, half on each side of the best coarse value (even, 0 … 100; 0: "
+                        "none)")
+    epochs: int | None = Field(None, ge=1, le=1_000_000,
+                               description="epochs of each trial run, 1 … 1e6")
+    steps: int | None = Field(None, ge=1, le=100_000_000,
+                              description="training steps of each trial run, 1 … 1e8")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LRSearchSpec:
+        if not self.high > self.low:
+            raise ValueError("high must be greater than low")
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError("give exactly one of epochs and steps (the length of a trial)")
+        return self
+
+
+class LRFrom(_Data):
+    """η per profile variant × rule × baseline as chosen by an earlier run's η search."""
+
+    from_: str = Field(alias="from", min_length=1, description="results folder holding "
+                       "lr_search.jsonl (relative to the scenario file)")
 
 
 class AlignmentSpec(_Data):
@@ -126,6 +163,8 @@ class EvaluationSpec(_Data):
     batch_size: Count = Field(1000, description="samples per evaluation forward pass")
     train_samples: Count | None = Field(
         None, description="evaluate the train metrics on the first N train samples")
+    n_reps: int = Field(1, ge=1, le=10_000, description="repeated reads of the chip per "
+                        "evaluation, 1 … 1e4; metrics are their mean")
 
 
 class TimelineSpec(_Data):
@@ -186,15 +225,18 @@ class Scenario(_Data):
     batch_size: Count = Field(description="1 … 1e8")
     drop_last: bool = Field(False, description="drop the last, smaller batch of an epoch")
     lr: Annotated[float, Field(gt=0, le=MAX_LR)] | dict[
-        str, Annotated[float, Field(gt=0, le=MAX_LR)]] | None = Field(
-        None, description=f"η for every rule, or per rule name (or label); each in "
-        f"(0, {MAX_LR:g}]")
+        str, Annotated[float, Field(gt=0, le=MAX_LR)]] | LRFrom | None = Field(
+        None, description=f"η for every rule (each in (0, {MAX_LR:g}]), per rule name (or "
+        "label), or {from: RESULTS} (the η an earlier run's search chose)")
     lr_search: LRSearchSpec | None = None
     alignment: AlignmentSpec | None = None
     evaluation: EvaluationSpec = EvaluationSpec()
     timeline: TimelineSpec = TimelineSpec()
     output: str | None = Field(None, description="results folder (default results/<name>)")
     device: Literal["cpu", "cuda"] = "cpu"
+    numerics: Literal["exact", "fast"] = Field(
+        "exact", description="crossbar arithmetic: exact (float32, the same on every host) or "
+        "fast (int8/bf16 paths measured faster here; recorded in the manifest)")
 
     _folder: Path = PrivateAttr(default_factory=Path.cwd)
 
@@ -222,7 +264,9 @@ class Scenario(_Data):
 
     @field_validator("lr")
     @classmethod
-    def _positive_lr(cls, lr: float | dict[str, float] | None) -> Any:
+    def _positive_lr(cls, lr: float | dict[str, float] | LRFrom | None) -> Any:
+        if isinstance(lr, LRFrom):
+            return lr
         values = [lr] if isinstance(lr, float) else list((lr or {}).values())
         if any(not v > 0 for v in values):
             raise ValueError("every η must be > 0")
@@ -233,6 +277,9 @@ class Scenario(_Data):
         if (self.lr is None) == (self.lr_search is None):
             raise ValueError("lr, lr_search: give exactly one of lr (η per rule) and "
                              "lr_search")
+        if self.lr_search is not None and self.dataset.validation == 0:
+            raise ValueError("lr_search picks η on the validation split: set "
+                             "dataset.validation (e.g. 0.1)")
         if isinstance(self.lr, dict):
             names = {r.name for r in self.rules}
             unknown = sorted(set(self.lr) - names - set(self.rule_keys()))
@@ -266,7 +313,9 @@ class Scenario(_Data):
 
     def lr_for(self, index: int) -> float | None:
         """η of rule entry ``index`` (None when the η search picks it)."""
-        if self.lr is None or isinstance(self.lr, float):
+        if self.lr is None or isinstance(self.lr, LRFrom):
+            return None
+        if isinstance(self.lr, float):
             return self.lr
         label = self.rule_keys()[index]
         return self.lr.get(label, self.lr.get(self.rules[index].name))

@@ -165,20 +165,10 @@ def read_yaml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, A
     return data
 
 
+# Union-member tags in pydantic error locations: builtin and constrained types, and model
+# classes (CamelCase; fields here are snake_case).
 _TAG = re.compile(r"^(bool|int|float|str|none|dict|list|tuple|set|.*\[.*\]|(constrained|function|"
-                  r"lax|json|is|literal)-.*)$")
-
-
-def _field_path(loc: tuple[Any, ...]) -> tuple[str, bool]:
-    """Dotted field path of an error location without pydantic's union-member tags, and
-    whether a tag was removed."""
-    parts, tagged = [], False
-    for p in loc:
-        if isinstance(p, str) and _TAG.match(p):
-            tagged = True
-            continue
-        parts.append(str(p))
-    return ".".join(parts), tagged
+                  r"lax|json|is|literal)-.*|[A-Z][A-Za-z0-9]*)$")
 
 
 def _display_path(loc: tuple[Any, ...], data: Any) -> str:
@@ -221,36 +211,36 @@ def _message(err: dict[str, Any]) -> str:
 
 def format_validation_error(source: str, exc: pydantic.ValidationError,
                             data: Any = None) -> str:
-    """One line per field with a problem: ``source: field.path: message (got value)``.
+    """One line per problem: ``source: field.path: message (got value)``.
 
-    A value that fits none of a union's members gives one line (the member whose error lies
-    deepest, preferring a range error to a type mismatch); cross-field errors name their fields
-    in the message.
+    A value that fits none of a union's members is reported against the member it fits best
+    (fewest errors, then the deepest, then a range error before a type mismatch), so ``lr:
+    true`` gives one line, not one per member; cross-field errors name their fields in the
+    message.
     """
-    chosen: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
-    order: list[str] = []
+    entries: dict[str, Any] = {}  # group → error, or {member: [errors]} for a union
     for err in exc.errors(include_url=False):
-        path, tagged = _field_path(tuple(err["loc"]))
-        group = path
-        if tagged:  # union members: group by the field that holds the union
-            first_tag = next(i for i, p in enumerate(err["loc"])
-                             if isinstance(p, str) and _TAG.match(p))
-            group = ".".join(str(p) for p in err["loc"][:first_tag])
-        rank = (len(err["loc"]), 0 if str(err["type"]).endswith("_type") else 1)
-        if group not in chosen:
-            order.append(group)
-            chosen[group] = (rank, err)
-        elif rank > chosen[group][0]:
-            chosen[group] = (rank, err)
+        loc = tuple(err["loc"])
+        tags = [i for i, p in enumerate(loc) if isinstance(p, str) and _TAG.match(p)]
+        if not tags:
+            entries.setdefault(".".join(map(str, loc)), [err])
+            continue
+        group = ".".join(map(str, loc[:tags[0]]))
+        members = entries.setdefault(f"union:{group}", {})
+        members.setdefault(loc[tags[0]], []).append(err)
     lines = []
-    for group in order:
-        err = chosen[group][1]
-        path = _display_path(tuple(err["loc"]), data)
-        got = err.get("input")
-        show = err["type"] not in ("missing",) and not isinstance(got, dict)
-        shown_value = f" (got {shown(got)})" if show else ""
-        where = f"{path}: " if path else ""
-        lines.append(f"{source}: {where}{_message(err)}{shown_value}")
+    for errs in entries.values():
+        if isinstance(errs, dict):
+            errs = min(errs.values(), key=lambda es: (
+                len(es), -max(len(e["loc"]) for e in es),
+                all(str(e["type"]).endswith("_type") for e in es)))
+        for err in errs:
+            path = _display_path(tuple(err["loc"]), data)
+            got = err.get("input")
+            show = err["type"] not in ("missing",) and not isinstance(got, dict)
+            shown_value = f" (got {shown(got)})" if show else ""
+            where = f"{path}: " if path else ""
+            lines.append(f"{source}: {where}{_message(err)}{shown_value}")
     return "\n".join(lines)
 
 

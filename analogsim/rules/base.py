@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from analogsim.analog import normals
-from analogsim.analog.layers import AnalogLayer, Trace, analog_layers
+from analogsim.analog.layers import AnalogLayer, analog_layers
+from analogsim.analog.probe import Trace, probe
 from analogsim.config.rulespec import RuleSpec
 from analogsim.errors import DivergenceError, HardwareError
 
@@ -33,6 +34,11 @@ def is_hardware(model: nn.Module) -> bool:
     return any(layer.hardware for layer in layers_of(model))
 
 
+def has_noisy_reads(model: nn.Module) -> bool:
+    """True when two reads of the same input may differ (read or output noise somewhere)."""
+    return any(layer._tile is not None and layer._tile.noisy_reads for layer in layers_of(model))
+
+
 def run_passes(model: nn.Module, x: Tensor, passes: int,
                inject: list[Tensor | None] | None = None) -> tuple[Tensor, list[Trace]]:
     """Run ``passes`` forward passes of ``x`` (B, …) as one batch of passes·B samples.
@@ -40,36 +46,14 @@ def run_passes(model: nn.Module, x: Tensor, passes: int,
     ``inject[l]``: (passes·B, L_l, O_l) added to layer l's pre-activations (or None).
     Returns outputs (passes·B, K) and each layer's trace. Device noise is drawn per sample, so
     the passes are independent, exactly as if run one after another. The network's input
-    layer (``input_layer``) computes its share once and reads it once per pass; call this
-    without autograd (rules do, under ``torch.no_grad``).
+    layer computes its share once and reads it once per pass; call this without autograd
+    (rules do, under ``torch.no_grad``).
     """
-    layers = layers_of(model)
+    layers_of(model)
     xb = x.repeat(passes, *([1] * (x.dim() - 1))) if passes > 1 else x
-    first = input_layer(model)
-    if first is not None:
-        first.passes = passes  # its input is `passes` copies of x: converted and multiplied once
-    for i, layer in enumerate(layers):
-        layer.record = True
-        layer.inject = inject[i] if inject is not None else None
-    try:
+    with probe(model, inject=inject, passes=passes) as pr:
         out = model(xb)
-        traces = [layer.trace for layer in layers]
-    finally:
-        for layer in layers:
-            layer.record, layer.inject, layer.trace, layer.passes = False, None, None, 1
-    return out, traces  # type: ignore[return-value]
-
-
-def input_layer(model: nn.Module) -> AnalogLayer | None:
-    """The analog layer that receives the model's input row by row unchanged: the first
-    element of (nested) ``nn.Sequential``s, past ``Flatten``/``Identity``; else None."""
-    mod: nn.Module = model
-    while isinstance(mod, nn.Sequential) and len(mod) > 0:
-        i = 0
-        while i < len(mod) - 1 and isinstance(mod[i], nn.Flatten | nn.Identity):
-            i += 1
-        mod = mod[i]
-    return mod if isinstance(mod, AnalogLayer) else None
+    return out, pr.traces
 
 
 class DivergenceGuard:
@@ -151,6 +135,21 @@ class LearningRule(ABC):
         if like.device.type == "cpu" and like.device not in self._second:
             self._second[like.device] = normals.second_generator(gen)
         return normals.randn(shape, gen, self._second.get(like.device))
+
+    def state_dict(self) -> dict[str, object]:
+        """The rule's own random streams (its perturbations still to come) for checkpoints;
+        decorrelation matrices live on the layers (``model.state_dict()``)."""
+        return {"generators": {str(d): g.get_state() for d, g in self._generators.items()},
+                "second": {str(d): g.get_state() for d, g in self._second.items()},
+                "guard_step": self.guard.step}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore ``state_dict()``: continuing gives the same numbers as never stopping."""
+        for key, table in (("generators", self._generators), ("second", self._second)):
+            for dev, st in state[key].items():  # type: ignore[attr-defined]
+                device = torch.device(dev)
+                table.setdefault(device, torch.Generator(device)).set_state(st)
+        self.guard.step = int(state["guard_step"])  # type: ignore[arg-type]
 
     def clean_baseline(self, model: nn.Module) -> bool:
         """Whether the first pass is clean; raises if a clean pass is asked of hardware."""

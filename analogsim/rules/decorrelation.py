@@ -47,6 +47,12 @@ class Decorrelated(LearningRule):
         self.inner = inner
         self.guard = inner.guard
 
+    def state_dict(self) -> dict[str, object]:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.inner.load_state_dict(state)
+
     def fill_grads(self, model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
         attach_decorrelators(model)
         loss = self.inner.fill_grads(model, inputs, targets)

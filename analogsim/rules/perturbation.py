@@ -19,12 +19,26 @@ import torch
 from torch import Tensor, nn
 
 from analogsim.analog.layers import Trace
-from analogsim.rules.base import LearningRule, layers_of, per_sample_loss, run_passes, write_grads
+from analogsim.errors import HardwareError
+from analogsim.rules.base import (
+    LearningRule,
+    has_noisy_reads,
+    layers_of,
+    per_sample_loss,
+    run_passes,
+    write_grads,
+)
 
 
 def _unit_shapes(model: nn.Module, x: Tensor) -> list[tuple[int, int]]:
-    """(L, O) of each layer's pre-activations for input ``x`` (one probe sample)."""
+    """(L, O) of each layer's pre-activations for input ``x`` (one probe sample). The probe
+    leaves the devices' random streams where they were, so a run resumed from a checkpoint
+    (which probes again) stays identical to one that was never interrupted."""
+    tiles = [layer._tile for layer in layers_of(model) if layer._tile is not None]
+    states = [t.rng_state() for t in tiles]
     _, traces = run_passes(model, x[:1], 1)
+    for t, st in zip(tiles, states, strict=True):
+        t.set_rng_state(st)
     return [(t.pre.shape[1], t.pre.shape[2]) for t in traces]
 
 
@@ -96,6 +110,10 @@ class ANP(_Perturbation):
             clean = self.clean_baseline(model)
             b = inputs.shape[0]
             shapes = self.shapes(model, inputs)
+            if self.spec.sigma == 0 and not has_noisy_reads(model):
+                raise HardwareError(
+                    f"rule {self.spec.name}: sigma 0 learns from the device's own read noise, "
+                    "but this network's reads are noise-free; give sigma > 0")
             inject = self.pass_pair(b, shapes, clean, inputs)[0] if self.spec.sigma > 0 else None
             out, traces = run_passes(model, inputs, 2, inject)
             del inject  # ANP never reads ε: only the measured activities below

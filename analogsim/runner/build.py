@@ -32,21 +32,22 @@ def digital_network(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: in
     if spec.kind == "mlp":
         if len(input_shape) != 1:
             raise ValueError(f"an MLP needs flat inputs, got shape {input_shape}")
-        return models.mlp([input_shape[0], *spec.hidden, n_outputs], spec.slope, seed)
+        return models.mlp([input_shape[0], *spec.hidden, n_outputs], spec.slope, seed,
+                          spec.init, spec.bias)
     if len(input_shape) != 3:
         raise ValueError(f"the convnet needs image data (C, H, W), got shape {input_shape}")
     c, h, w = input_shape
-    return models.convnet((c, h, w), n_outputs, spec.slope, seed)
+    return models.convnet((c, h, w), n_outputs, spec.slope, seed, spec.init, spec.bias)
 
 
 def device_network(spec: ModelSpec, input_shape: tuple[int, ...], n_outputs: int,
                    profile: DeviceProfile, clock: SimClock, device: torch.device,
-                   model_seed: int, device_seed: int) -> nn.Module:
+                   model_seed: int, device_seed: int, numerics: str = "exact") -> nn.Module:
     """The network programmed onto ``profile`` at ``clock.now``, on torch ``device``.
 
-    ``model_seed`` draws its initial weights; ``device_seed`` seeds the generator of every
-    device random number (programming noise, drift exponents, faults, reads).
+    ``model_seed`` draws its initial weights; ``device_seed`` seeds the chips: each layer's own
+    generator of device random numbers (programming noise, drift exponents, faults, reads) is
+    spawned from it. ``numerics``: the crossbar arithmetic (``analogsim.analog.numerics``).
     """
     net = digital_network(spec, input_shape, n_outputs, model_seed).to(device)
-    gen = torch.Generator(device).manual_seed(device_seed)
-    return analogize(net, profile, clock, gen)
+    return analogize(net, profile, clock, seed=device_seed, numerics=numerics)

@@ -1,8 +1,13 @@
 """Training one cell: build its network on its device, train it on its timeline, measure.
 
 ``run_job`` is what every executor calls (in this process, a spawned worker or a Ray task);
-it returns the cell's records and never writes files. Host syncs happen only at evaluations
-and the rule's own periodic divergence check — never inside a training step.
+it returns the cell's records — or, for a search job, its group's η search rows — and never
+writes files. Host syncs happen only at evaluations and the rule's own periodic divergence
+check — never inside a training step.
+
+The η search and every choice made while training read the validation split only; the test
+split is evaluated solely for the reported ``test_*`` columns (``CellRunner.test`` is read
+in ``_metrics`` with ``test=True`` and nowhere else).
 """
 
 from __future__ import annotations
@@ -17,14 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import on_device, program
+from analogsim.analog import on_device, refresh
 from analogsim.clock import SimClock
 from analogsim.config.scenario import Scenario
 from analogsim.data import Dataset
 from analogsim.errors import DivergenceError
 from analogsim.rules import make, per_sample_loss
 from analogsim.rules.align import alignment
-from analogsim.rules.lr_search import search_lr
+from analogsim.rules.lr_search import grid_search_lr
 from analogsim.runner.build import derive_seed, device_network
 from analogsim.runner.data import load_splits
 from analogsim.runner.grid import Cell
@@ -42,6 +47,7 @@ class CellJob:
     device: str = "cpu"
     threads: int = 1  # torch CPU threads; the same count gives the same numbers on CPU
     verbose: bool = True
+    search: bool = False  # run the η search of the cell's group instead of the cell
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class CellResult:
 
     cell_id: str
     rows: list[dict[str, Any]]
-    status: str  # "done" | "diverged"
+    status: str  # "done" | "diverged" | "searched" (a search job)
     wall_s: float
     summary: str = ""
 
@@ -73,19 +79,22 @@ class _Tensors:
         return int(self.x.shape[0])
 
 
-def evaluate(net: nn.Module, data: _Tensors, batch: int, loss: str) -> tuple[float, float | None]:
+def evaluate(net: nn.Module, data: _Tensors, batch: int, loss: str,
+             n_reps: int = 1) -> tuple[float, float | None]:
     """Mean per-sample loss and accuracy (None for regression) of ``net`` on ``data``, as the
-    chip computes it now (device noise included). One host sync."""
+    chip computes it now (device noise included), averaged over ``n_reps`` full passes, each
+    reading the chip afresh. One host sync."""
     dev = data.x.device
     total = torch.zeros((), dtype=torch.float64, device=dev)
     correct = torch.zeros((), dtype=torch.float64, device=dev)
     with torch.no_grad():
-        for i in range(0, len(data), batch):
-            out = net(data.x[i:i + batch])  # (b, K)
-            total += per_sample_loss(out, data.y[i:i + batch], loss).double().sum()
-            if data.labels is not None:
-                correct += (out.argmax(1) == data.labels[i:i + batch]).double().sum()
-    mean_loss, acc = (torch.stack([total, correct]) / len(data)).tolist()
+        for _ in range(n_reps):
+            for i in range(0, len(data), batch):
+                out = net(data.x[i:i + batch])  # (b, K)
+                total += per_sample_loss(out, data.y[i:i + batch], loss).double().sum()
+                if data.labels is not None:
+                    correct += (out.argmax(1) == data.labels[i:i + batch]).double().sum()
+    mean_loss, acc = (torch.stack([total, correct]) / (n_reps * len(data))).tolist()
     return mean_loss, (acc if data.labels is not None else None)
 
 
@@ -104,6 +113,7 @@ class _Outcome:
     diverged: DivergenceError | None = None
     last: dict[str, Any] = field(default_factory=dict)  # the last evaluation's metrics
     epoch: int | None = None  # the epoch in which training diverged
+    steps: int = 0  # training steps taken
 
 
 class CellRunner:
@@ -114,10 +124,12 @@ class CellRunner:
         self.sc = job.scenario
         self.cell = job.cell
         self.dev = torch.device(job.device)
-        train, test = load_splits(self.sc.dataset, self.sc.folder, self.sc.model.kind == "mlp")
+        train, val, test = load_splits(self.sc.dataset, self.sc.folder,
+                                       self.sc.model.kind == "mlp")
         self.shape, self.n_out = train.input_shape, train.n_outputs
         self.train = _Tensors.of(train, self.dev)
         self.train_eval = _Tensors.of(train, self.dev, self.sc.evaluation.train_samples)
+        self.val = None if val is None else _Tensors.of(val, self.dev)
         self.test = _Tensors.of(test, self.dev)
         self.base = base_record(self.sc, self.cell)
         self.t0 = time.perf_counter()
@@ -131,7 +143,7 @@ class CellRunner:
 
     def network(self, clock: SimClock, model_seed: int, device_seed: int) -> nn.Module:
         return device_network(self.sc.model, self.shape, self.n_out, self.cell.variant.profile,
-                              clock, self.dev, model_seed, device_seed)
+                              clock, self.dev, model_seed, device_seed, self.sc.numerics)
 
     def _batches(self, gen: torch.Generator) -> Iterator[Tensor]:
         n, b = len(self.train), self.sc.batch_size
@@ -140,21 +152,35 @@ class CellRunner:
         for i in range(0, stop, b):
             yield perm[i:i + b]
 
-    def _metrics(self, net: nn.Module, train_too: bool) -> dict[str, Any]:
+    def _metrics(self, net: nn.Module, train_too: bool, test: bool = True) -> dict[str, Any]:
+        """Metrics on the validation split (if any), the test split (``test``) and the first
+        train samples (``train_too``), each averaged over ``evaluation.n_reps`` reads."""
         ev, loss = self.sc.evaluation, self.cell.rule.loss
-        te_loss, te_acc = evaluate(net, self.test, ev.batch_size, loss)
-        out: dict[str, Any] = {"test_loss": te_loss, "test_accuracy": te_acc}
+        out: dict[str, Any] = {}
+        if self.val is not None:
+            out["val_loss"], out["val_accuracy"] = evaluate(net, self.val, ev.batch_size, loss,
+                                                            ev.n_reps)
+        if test:
+            out["test_loss"], out["test_accuracy"] = evaluate(net, self.test, ev.batch_size,
+                                                              loss, ev.n_reps)
         if train_too:
-            tr_loss, tr_acc = evaluate(net, self.train_eval, ev.batch_size, loss)
+            tr_loss, tr_acc = evaluate(net, self.train_eval, ev.batch_size, loss, ev.n_reps)
             out.update(train_loss=tr_loss, train_accuracy=tr_acc)
         return out
 
     # ------------------------------------------------------------------ training
-    def fit(self, lr: float, epochs: int, curves: bool, inference: bool) -> _Outcome:
+    def steps_per_epoch(self) -> int:
+        n, b = len(self.train), self.sc.batch_size
+        return n // b if self.sc.drop_last and n >= b else math.ceil(n / b)
+
+    def fit(self, lr: float, epochs: int, curves: bool, inference: bool,
+            max_steps: int | None = None, test: bool = True) -> _Outcome:
         """Train a fresh network of this cell with η = ``lr`` for ``epochs``.
 
-        ``curves``: a row per scheduled evaluation (else only the final test metrics);
-        ``inference``: then the timeline's evaluations after programming.
+        ``curves``: a row per scheduled evaluation (else only the final metrics);
+        ``inference``: then the timeline's evaluations after programming; ``max_steps``: stop
+        after this many steps (in the last epoch); ``test``: evaluate the test split too
+        (off for η-search trials, which read the validation split only).
         """
         seed, sc = self.cell.seed, self.sc
         clock = SimClock()
@@ -179,7 +205,7 @@ class CellRunner:
 
         def record_epoch(epoch: int) -> None:
             nonlocal loss_sum
-            m = self._metrics(net, train_too=curves)
+            m = self._metrics(net, train_too=curves, test=test)
             if state["since_eval"]:
                 m["step_loss"] = float(loss_sum) / state["since_eval"]
             loss_sum = torch.zeros((), device=self.dev)
@@ -191,7 +217,10 @@ class CellRunner:
 
         def batches(epoch: int) -> Iterator[Tensor]:
             state["epoch"] = epoch
-            return self._batches(shuffle)
+            for idx in self._batches(shuffle):
+                if max_steps is not None and state["steps"] >= max_steps:
+                    return
+                yield idx
 
         def end_epoch(epoch: int) -> None:
             rule.guard.check()
@@ -213,35 +242,54 @@ class CellRunner:
             record_epoch(0)
         try:
             timeline.run(timeline.training(epochs, batches, step, end_epoch),
-                         evaluate_after if inference else None, lambda: program(net))
+                         evaluate_after if inference else None, lambda: refresh(net))
         except DivergenceError as err:
             out.diverged, out.epoch = err, state["epoch"]
+            out.steps = state["steps"]
             if curves:
                 out.rows.append(row(base, kind="epoch", epoch=state["epoch"], step=err.step,
                                     device_time_s=clock.now, diverged=True))
+        else:
+            out.steps = state["steps"]
         return out
 
-    def search_lr(self) -> tuple[float, list[dict[str, Any]]]:
-        """The paper's η search on short trial runs of this cell; (best η, trial rows)."""
+    def search(self) -> list[dict[str, Any]]:
+        """The η search of this cell's group (``scenario.lr_search``) on this cell's seed:
+        trial runs on the coarse then the refined log grid, each judged by its final
+        validation metric (accuracy, or −loss). Returns a row per trial, then the choice."""
         spec = self.sc.lr_search
-        assert spec is not None
-        trials: list[dict[str, Any]] = []
+        if spec is None or self.val is None:
+            raise ValueError("the η search needs lr_search and a validation split")
+        if spec.steps is not None:
+            epochs, steps = math.ceil(spec.steps / self.steps_per_epoch()), spec.steps
+        else:
+            assert spec.epochs is not None
+            epochs, steps = spec.epochs, None
+        base = {**self.base, "cell": f"{self.cell.group}/search"}
+        rows: list[dict[str, Any]] = []
 
         def trial(lr: float) -> float:
-            res = self.fit(lr, spec.epochs, curves=False, inference=False)
+            res = self.fit(lr, epochs, curves=False, inference=False, max_steps=steps,
+                           test=False)
             m = res.last if res.diverged is None else {}
-            trials.append(row({**self.base, "lr": lr}, kind="lr_trial", epoch=spec.epochs,
-                              diverged=res.diverged is not None, **m))
-            self.log(f"η search: η={lr:.3g} {_fmt_metrics(m)}")
+            rows.append(row({**base, "lr": lr}, kind="lr_trial",
+                            epoch=epochs if res.diverged is None else res.epoch,
+                            step=res.steps if res.diverged is None else res.diverged.step,
+                            diverged=res.diverged is not None, **m))
+            self.log(f"η search: η={lr:.3g} {_fmt_metrics(m, 'val')}")
             if res.diverged is not None:
                 raise res.diverged
-            acc = m.get("test_accuracy")
-            return acc if acc is not None else -m["test_loss"]
+            acc = m.get("val_accuracy")
+            return acc if acc is not None else -m["val_loss"]
 
-        found = search_lr(trial, spec.start, spec.factor, spec.max_steps, spec.patience)
+        found = grid_search_lr(trial, spec.low, spec.high, spec.points, spec.refine)
         if not math.isfinite(found.best_metric):
-            self.log("η search: every trial diverged; training at the first η")
-        return found.best_lr, trials
+            self.log("η search: every trial diverged; choosing the smallest η")
+        best = next((r for r in rows if r["lr"] == found.best_lr), {})
+        rows.append(row({**base, "lr": found.best_lr}, kind="lr_choice", epoch=epochs,
+                        diverged=not math.isfinite(found.best_metric),
+                        val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy")))
+        return rows
 
     def alignment_rows(self) -> list[dict[str, Any]]:
         """Angles of this cell's rule to BP per layer on fresh untrained networks."""
@@ -264,11 +312,16 @@ class CellRunner:
                 for i, (m, s) in enumerate(zip(res.mean(), res.sem(), strict=True))]
 
     def run(self) -> CellResult:
+        if self.job.search:
+            rows = self.search()
+            summary = f"η search: chose η={rows[-1]['lr']:.3g}"
+            self.log(summary)
+            return CellResult(self.cell.group, rows, "searched",
+                              time.perf_counter() - self.t0, summary)
         rows: list[dict[str, Any]] = []
         lr = self.cell.lr
         if lr is None:
-            lr, trials = self.search_lr()
-            rows += trials
+            raise ValueError(f"cell {self.cell.id} has no η: run its group's search first")
         self.base["lr"] = lr
         if self.sc.alignment is not None and self.cell.rule.base != "bp":
             rows += self.alignment_rows()
@@ -287,12 +340,12 @@ class CellRunner:
         return CellResult(self.cell.id, rows, status, time.perf_counter() - self.t0, summary)
 
 
-def _fmt_metrics(m: dict[str, Any]) -> str:
+def _fmt_metrics(m: dict[str, Any], split: str = "test") -> str:
     if not m:
         return "diverged"
-    if m.get("test_accuracy") is not None:
-        return f"test acc {m['test_accuracy']:.3f}"
-    return f"test loss {m['test_loss']:.4g}"
+    if m.get(f"{split}_accuracy") is not None:
+        return f"{split} acc {m[f'{split}_accuracy']:.3f}"
+    return f"{split} loss {m[f'{split}_loss']:.4g}"
 
 
 def run_job(job: CellJob) -> CellResult:

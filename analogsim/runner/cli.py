@@ -11,9 +11,14 @@ from analogsim.errors import ScenarioError
 
 def _report(folder: Path) -> None:
     """Figures, summary.csv/summary.md, and the Markdown table on stdout."""
-    from analogsim.plots import plot_results, write_summary
+    from analogsim.plots import plot_lr_search, plot_results, write_summary
+    from analogsim.runner.lr_store import read_search
 
     figures = plot_results(folder)
+    searches = [r for rows in read_search(folder).values() for r in rows]
+    lr_fig = plot_lr_search(searches, folder / "lr_search.png") if searches else None
+    if lr_fig is not None:
+        figures.append(lr_fig)
     csv_path, table = write_summary(folder)
     for p in [*figures, csv_path]:
         sys.stderr.write(f"wrote {p}\n")

@@ -1,4 +1,5 @@
-"""The runner's one door to data: ``analogsim.data.load`` plus the scenario's subsets.
+"""The runner's one door to data: ``analogsim.data.load``, the scenario's subsets and the
+validation split carved from the training set.
 
 Loaded splits are cached per process (keyed by the dataset spec), so cells that run one after
 another in the same process load each set once.
@@ -15,7 +16,29 @@ from analogsim.config.scenario import DatasetSpec
 from analogsim.data import Dataset, load
 from analogsim.errors import DataError
 
-_CACHE: dict[tuple[str, str, bool], tuple[Dataset, Dataset]] = {}
+_CACHE: dict[tuple[str, str, bool], tuple[Dataset, Dataset | None, Dataset]] = {}
+
+
+def _take(ds: Dataset, idx: torch.Tensor, split: str) -> Dataset:
+    return dataclasses.replace(ds, x=ds.x[idx], y=ds.y[idx], split=split,
+                               labels=None if ds.labels is None else ds.labels[idx])
+
+
+def carve_validation(train: Dataset, fraction: float, seed: int
+                     ) -> tuple[Dataset, Dataset | None]:
+    """(train without the validation samples, validation split): ``round(fraction · N)``
+    train samples drawn without replacement (seeded), each part in its original order.
+    ``fraction`` 0 gives (train, None)."""
+    n_val = round(fraction * len(train))
+    if fraction == 0:
+        return train, None
+    if not 1 <= n_val < len(train):
+        raise DataError(f"dataset.validation = {fraction} leaves no validation or no training "
+                        f"samples of the {len(train)} in {train.name} {train.split}")
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(train), generator=g)
+    return (_take(train, perm[n_val:].sort().values, train.split),
+            _take(train, perm[:n_val].sort().values, "validation"))
 
 
 def _subset(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
@@ -26,19 +49,22 @@ def _subset(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
         raise DataError(f"{what} = {n} exceeds the {len(ds)} samples of {ds.name} {ds.split}")
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(ds), generator=g)[:n].sort().values
-    return dataclasses.replace(ds, x=ds.x[idx], y=ds.y[idx],
-                               labels=None if ds.labels is None else ds.labels[idx])
+    return _take(ds, idx, ds.split)
 
 
-def load_splits(spec: DatasetSpec, folder: Path, flatten: bool) -> tuple[Dataset, Dataset]:
-    """(train, test) of ``spec``; ``root`` relative to ``folder``; images kept
-    (N, C, H, W) unless ``flatten``. Raises ``DataError``."""
+def load_splits(spec: DatasetSpec, folder: Path, flatten: bool
+                ) -> tuple[Dataset, Dataset | None, Dataset]:
+    """(train, validation or None, test) of ``spec``; ``root`` relative to ``folder``; images
+    kept (N, C, H, W) unless ``flatten``. The validation split is ``spec.validation`` of the
+    (subset) train split, seeded by ``spec.seed``; it is never trained on. Raises
+    ``DataError``."""
     root = None if spec.root is None else str(folder / Path(spec.root).expanduser())
     key = (spec.model_dump_json(), str(root), flatten)
     if key not in _CACHE:
         kw = dict(flatten=flatten, standardize=spec.standardize, seed=spec.seed, **spec.options)
         train = load(spec.name, "train", root, **kw)  # type: ignore[arg-type]
         test = load(spec.name, "test", root, **kw)  # type: ignore[arg-type]
-        _CACHE[key] = (_subset(train, spec.n_train, spec.seed, "dataset.n_train"),
-                       _subset(test, spec.n_test, spec.seed + 1, "dataset.n_test"))
+        train = _subset(train, spec.n_train, spec.seed, "dataset.n_train")
+        train, val = carve_validation(train, spec.validation, spec.seed + 2)
+        _CACHE[key] = (train, val, _subset(test, spec.n_test, spec.seed + 1, "dataset.n_test"))
     return _CACHE[key]

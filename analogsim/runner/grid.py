@@ -7,6 +7,7 @@ combinations, the data and the model — so that every mistake surfaces as one
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ import torch
 
 from analogsim.config.profile import DeviceProfile, load_profile
 from analogsim.config.rulespec import RuleSpec
-from analogsim.config.scenario import Scalar, Scenario
+from analogsim.config.scenario import LRFrom, Scalar, Scenario
 from analogsim.errors import DataError, ProfileError, ScenarioError
 from analogsim.runner.build import digital_network
 from analogsim.runner.data import load_splits
+from analogsim.runner.lr_store import SEARCH, chosen_lr, group_of
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,11 @@ class Cell:
     seed: int
     lr: float | None  # None: chosen by the scenario's η search
 
+    @property
+    def group(self) -> str:
+        """Its η search group: the id without the seed (``pcm/danp-noisy``)."""
+        return group_of(self.id)
+
 
 @dataclass(frozen=True)
 class DataInfo:
@@ -59,7 +66,8 @@ class DataInfo:
     input_shape: tuple[int, ...]
     n_outputs: int
     task: str
-    n_train: int
+    n_train: int  # training samples (the validation split excluded)
+    n_val: int  # validation samples (0: none)
     n_test: int
 
 
@@ -77,10 +85,11 @@ class Grid:
     @property
     def hash(self) -> str:
         """sha256 of the scenario and the full contents of every profile variant."""
-        blob = json.dumps({"scenario": self.scenario.model_dump(mode="json"),
-                           "profiles": [v.profile.model_dump(mode="json")
-                                        for v in self.variants]},
-                          sort_keys=True, separators=(",", ":"))
+        content = {"scenario": self.scenario.model_dump(mode="json"),
+                   "profiles": [v.profile.model_dump(mode="json") for v in self.variants]}
+        if isinstance(self.scenario.lr, LRFrom):  # the η read from the other folder
+            content["lr"] = {c.id: c.lr for c in self.cells}
+        blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -178,7 +187,7 @@ def check_data(scenario: Scenario, source: str) -> DataInfo:
     """Load the data once (this process caches it) and build the model once on it."""
     flatten = scenario.model.kind == "mlp"
     try:
-        train, test = load_splits(scenario.dataset, scenario.folder, flatten)
+        train, val, test = load_splits(scenario.dataset, scenario.folder, flatten)
     except DataError as err:
         raise ScenarioError(f"{source}: dataset: {err}") from None
     except MemoryError:
@@ -193,7 +202,23 @@ def check_data(scenario: Scenario, source: str) -> DataInfo:
             raise
         raise ScenarioError(f"{source}: model: out of memory building it; use narrower or "
                             "fewer hidden layers") from None
-    return DataInfo(train.input_shape, train.n_outputs, train.task, len(train), len(test))
+    return DataInfo(train.input_shape, train.n_outputs, train.task, len(train),
+                    0 if val is None else len(val), len(test))
+
+
+def lr_from_folder(scenario: Scenario, cells: list[Cell], source: str) -> list[Cell]:
+    """``cells`` with the η an earlier run's search chose for their group (``lr: {from:}``)."""
+    assert isinstance(scenario.lr, LRFrom)
+    folder = scenario.resolve(scenario.lr.from_)
+    if not (folder / SEARCH).is_file():
+        raise ScenarioError(f"{source}: lr.from: {folder} holds no {SEARCH} (a results folder "
+                            "of a run with lr_search)")
+    chosen = chosen_lr(folder)
+    missing = sorted({c.group for c in cells if c.group not in chosen})
+    if missing:
+        raise ScenarioError(f"{source}: lr.from: {folder} has no finished η search for "
+                            f"{', '.join(missing)} (it has: {', '.join(sorted(chosen)) or 'none'})")
+    return [dataclasses.replace(c, lr=chosen[c.group]) for c in cells]
 
 
 def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = None,
@@ -214,5 +239,7 @@ def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = No
     cells, skipped = _cells(scenario, variants, source)
     if not cells:
         raise ScenarioError(f"{source}: every cell was skipped as impossible; nothing to run")
+    if isinstance(scenario.lr, LRFrom):
+        cells = lr_from_folder(scenario, cells, source)
     info = check_data(scenario, source)
     return Grid(scenario, source, variants, cells, info, skipped)

@@ -12,9 +12,14 @@ rename), so a resumed run ends byte-identical to an uninterrupted one.
 Kinds of rows:
 - ``epoch``: learning-curve point (epoch 0 is the untrained network).
 - ``inference``: evaluation at ``after_programming_s`` seconds after training ended.
-- ``lr_trial``: one trial of the η search (its ``lr`` and final test metric).
+- ``lr_trial`` / ``lr_choice``: a trial of the η search (validation metrics at its end) and
+  the η it chose; these live in ``lr_search.jsonl`` (``lr_store``), not here.
 - ``alignment``: angle (degrees) of the rule's update to BP's in ``layer``, mean ± s.e.m.
 - ``cell``: the cell's summary (``status`` done or diverged, η used, final metrics).
+
+Which split a number is on is in its column name: ``train_*`` (the training samples),
+``val_*`` (the validation split carved from the training set; η and peak-epoch choices read
+only these) and ``test_*`` (the test split, reported only).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-KINDS = ("epoch", "inference", "lr_trial", "alignment", "cell")
+KINDS = ("epoch", "inference", "lr_trial", "lr_choice", "alignment", "cell")
 
 #: Every record has these keys, in this order (None where not applicable).
 COLUMNS = (
@@ -37,7 +42,8 @@ COLUMNS = (
     "profile", "profile_label", "sweep_field", "sweep_value",
     "rule", "rule_label", "baseline", "seed", "lr",
     "epoch", "step", "device_time_s", "after_programming_s", "since_programming_s",
-    "train_loss", "train_accuracy", "test_loss", "test_accuracy", "step_loss",
+    "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+    "step_loss",
     "layer", "angle_deg", "angle_sem_deg",
     "diverged", "status", "diverged_at_step", "diverged_what", "cell_checksum",
 )

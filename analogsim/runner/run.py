@@ -1,12 +1,15 @@
-"""``run_scenario``: plan the grid, skip finished cells, run the rest, record, plot.
+"""``run_scenario``: plan the grid, skip finished cells, run the η searches the rest need,
+then the cells; record, plot.
 
 The results folder holds ``manifest.json`` (scenario, its hash, versions, seeds, device,
-cells) and ``records.jsonl`` (see ``records``). Only this coordinating process writes them,
-and only while it holds the folder's lock (``records.folder_lock``).
+splits, cells), ``records.jsonl`` (see ``records``) and, with ``lr_search``,
+``lr_search.jsonl`` (see ``lr_store``). Only this coordinating process writes them, and only
+while it holds the folder's lock (``records.folder_lock``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -17,11 +20,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from analogsim.config.scenario import Scenario, load_scenario
+from analogsim.analog import numerics
+from analogsim.config.scenario import LRFrom, Scenario, load_scenario
 from analogsim.errors import ScenarioError
 from analogsim.runner import executors
 from analogsim.runner.cell import CellJob, CellResult
-from analogsim.runner.grid import Grid, plan
+from analogsim.runner.grid import Cell, Grid, plan
+from analogsim.runner.lr_store import SEARCH, append_search, read_search
 from analogsim.runner.progress import GridProgress
 from analogsim.runner.records import (
     MANIFEST,
@@ -36,8 +41,8 @@ from analogsim.runner.records import (
 Executor = Literal["local", "ray"]
 
 #: Files a run writes into its results folder (``--fresh`` removes these, nothing else).
-OUTPUTS = (RECORDS, MANIFEST, "summary.csv", "summary.md", "learning_curves.png",
-           "robustness.png", "inference_vs_time.png", "alignment.png")
+OUTPUTS = (RECORDS, MANIFEST, SEARCH, "summary.csv", "summary.md", "learning_curves.png",
+           "robustness.png", "inference_vs_time.png", "alignment.png", "lr_search.png")
 
 
 @dataclass
@@ -48,6 +53,7 @@ class RunReport:
     grid: Grid
     ran: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
+    searched: list[str] = field(default_factory=list)  # η search groups run now
     diverged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -81,18 +87,31 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
         "updated": now,
         "versions": versions(("ray",) if executor == "ray" else ()),
         "device": sc.device,
+        "numerics": numerics.describe(sc.numerics, sc.device),
         "executor": executor,
         "jobs": jobs,
         "threads_per_cell": threads,
         "seeds": sc.seeds,
         "data": {"input_shape": list(grid.data.input_shape), "n_outputs": grid.data.n_outputs,
                  "task": grid.data.task, "n_train": grid.data.n_train,
-                 "n_test": grid.data.n_test},
+                 "n_val": grid.data.n_val, "n_test": grid.data.n_test},
+        "splits": {"train": grid.data.n_train, "validation": grid.data.n_val,
+                   "test": grid.data.n_test, "validation_fraction": sc.dataset.validation,
+                   "validation_seed": sc.dataset.seed,
+                   "selection": "validation" if grid.data.n_val else "none",
+                   "reported": "test"},
+        "model": sc.model.model_dump(mode="json"),
+        "evaluation_reps": sc.evaluation.n_reps,
+        "lr_source": ("search" if sc.lr_search is not None else
+                      f"from {sc.resolve(sc.lr.from_)}" if isinstance(sc.lr, LRFrom)
+                      else "given"),
+        "lr_chosen": dict((previous or {}).get("lr_chosen", {})),
         "cells": [{"index": c.index, "id": c.id, "profile": c.variant.name,
                    "profile_label": c.variant.label, "sweep_field": c.variant.sweep_field,
                    "sweep_value": c.variant.sweep_value, "rule": c.rule.name,
                    "rule_label": c.rule_label, "baseline": c.baseline, "seed": c.seed,
-                   "lr": c.lr} for c in grid.cells],
+                   "lr": c.lr if c.lr is not None else
+                   (previous or {}).get("lr_chosen", {}).get(c.group)} for c in grid.cells],
         "skipped": grid.skipped,
         "cell_wall_s": dict((previous or {}).get("cell_wall_s", {})),
         "scenario": sc.model_dump(mode="json"),
@@ -116,7 +135,8 @@ def _prepare(out: Path, grid: Grid, resume: bool, fresh: bool) -> dict[str, Any]
         except (OSError, json.JSONDecodeError):
             raise ScenarioError(f"{man_path}: unreadable manifest; use --fresh to start "
                                 "over") from None
-    has_records = (out / RECORDS).is_file() and (out / RECORDS).stat().st_size > 0
+    has_records = any((out / name).is_file() and (out / name).stat().st_size > 0
+                      for name in (RECORDS, SEARCH))
     if not resume:
         if has_records:
             raise ScenarioError(f"{out} already holds results; pass --resume to finish or "
@@ -211,12 +231,38 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     todo = [c for c in grid.cells if c.id not in finished]
     report.reused = [c.id for c in grid.cells if c.id in finished]
     report.diverged = [c for c in report.reused if finished[c][-1].get("status") == "diverged"]
-    run_jobs = [CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
-                        verbose) for c in todo]
+    chosen = {g: float(rows[-1]["lr"]) for g, rows in
+              (read_search(folder) if previous is not None else {}).items()}
+    searches: dict[str, Cell] = {}
+    for c in todo:  # one search per group, on the group's first cell (seed)
+        if c.lr is None and c.group not in chosen:
+            searches.setdefault(c.group, c)
+
+    def job(c: Cell, search: bool = False) -> CellJob:
+        return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
+                       verbose, search)
+
     progress = GridProgress(len(grid.cells), len(report.reused), enabled=verbose)
+    n_par = min(jobs, max(1, len(todo), len(searches)))
     where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
-             if executor == "ray" else f"{min(jobs, max(1, len(todo)))} local process(es)")
+             if executor == "ray" else f"{n_par} local process(es)")
     progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
+
+    def execute(run_jobs: list[CellJob], done: executors.OnDone) -> None:
+        if executor == "ray":
+            executors.run_ray(run_jobs, jobs, done, on_error, ray_address)
+        else:
+            executors.run_local(run_jobs, jobs, done, on_error)
+
+    def on_searched(res: CellResult) -> None:
+        append_search(folder, res.rows)
+        chosen[res.cell_id] = float(res.rows[-1]["lr"])
+        manifest["lr_chosen"][res.cell_id] = chosen[res.cell_id]
+        for entry in manifest["cells"]:
+            if entry["id"].rsplit("/", 1)[0] == res.cell_id:
+                entry["lr"] = chosen[res.cell_id]
+        report.searched.append(res.cell_id)
+        progress.line(f"[η search] {res.cell_id}: {res.summary} ({res.wall_s:.1f} s)")
 
     def on_done(res: CellResult) -> None:
         status, summary = res.status, res.summary
@@ -232,15 +278,19 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
         progress.cell_done(res.cell_id, summary)
 
     def on_error(job: CellJob, message: str) -> None:
-        report.failed[job.cell.id] = message
-        manifest.setdefault("failed", {})[job.cell.id] = message
-        progress.line(f"cell {job.cell.id} failed: {message}")
+        what = job.cell.group if job.search else job.cell.id
+        report.failed[what] = message
+        manifest.setdefault("failed", {})[what] = message
+        progress.line(f"{'η search' if job.search else 'cell'} {what} failed: {message}")
 
     try:
-        if executor == "ray":
-            executors.run_ray(run_jobs, jobs, on_done, on_error, ray_address)
-        else:
-            executors.run_local(run_jobs, jobs, on_done, on_error)
+        if searches:
+            progress.line(f"η search: {len(searches)} group(s) (profile × rule × baseline) "
+                          "on the validation split")
+            execute([job(c, search=True) for c in searches.values()], on_searched)
+        ready = [c if c.lr is not None else dataclasses.replace(c, lr=chosen[c.group])
+                 for c in todo if c.lr is not None or c.group in chosen]
+        execute([job(c) for c in ready], on_done)
     finally:
         progress.close()
         manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")

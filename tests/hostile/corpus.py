@@ -221,6 +221,8 @@ def scenario_cases() -> list[Case]:
         cases += _structure_cases(tag, data)
     cases += _yaml_tricks("tiny", SCENARIOS[0].read_text(), "epochs")
     year = 31_536_000
+    SEARCH = {"low": 1e-3, "high": 1.0, "epochs": 1}
+    VALIDATED = {"name": "digits", "n_train": 200, "n_test": 100, "validation": 0.1}
     bad: list[tuple[str, dict[str, Any], str]] = [
         ("name ..", {"name": ".."}, "name"),
         ("name .", {"name": "."}, "name"),
@@ -252,13 +254,28 @@ def scenario_cases() -> list[Case]:
         ("lr inf", {"lr": float("inf")}, "lr"),
         ("lr for a rule not here", {"lr": {"danp": 0.01, "bp": 0.1, "np": 1.0}}, "lr"),
         ("lr missing a rule", {"lr": {"danp": 0.01}}, "lr"),
-        ("lr and lr_search", {"lr_search": {"start": 0.01}}, "lr_search"),
+        ("lr and lr_search", {"lr_search": SEARCH}, "lr_search"),
         ("neither lr nor lr_search", {"lr": None}, "lr_search"),
-        ("lr_search factor inf", {"lr": None, "lr_search": {"start": 0.01,
-                                                            "factor": float("inf")}}, "factor"),
-        ("lr_search factor 1", {"lr": None, "lr_search": {"start": 0.01, "factor": 1.0}},
-         "factor"),
-        ("lr_search start nan", {"lr": None, "lr_search": {"start": float("nan")}}, "start"),
+        ("lr_search without a validation split", {"lr": None, "lr_search": SEARCH},
+         "validation"),
+        ("lr_search high inf", {"lr": None, "dataset": VALIDATED,
+                                "lr_search": {**SEARCH, "high": float("inf")}}, "high"),
+        ("lr_search high below low", {"lr": None, "dataset": VALIDATED,
+                                      "lr_search": {**SEARCH, "high": 1e-4}}, "high"),
+        ("lr_search low nan", {"lr": None, "dataset": VALIDATED,
+                               "lr_search": {**SEARCH, "low": float("nan")}}, "low"),
+        ("lr_search points 1", {"lr": None, "dataset": VALIDATED,
+                                "lr_search": {**SEARCH, "points": 1}}, "points"),
+        ("lr_search refine odd", {"lr": None, "dataset": VALIDATED,
+                                  "lr_search": {**SEARCH, "refine": 3}}, "refine"),
+        ("lr_search epochs and steps", {"lr": None, "dataset": VALIDATED,
+                                        "lr_search": {**SEARCH, "steps": 10}}, "steps"),
+        ("lr from a folder without searches", {"lr": {"from": "."}}, "lr"),
+        ("validation 1", {"dataset": {**VALIDATED, "validation": 1.0}}, "validation"),
+        ("n_reps 0", {"evaluation": {"n_reps": 0}}, "n_reps"),
+        ("init unknown", {"model": {"hidden": [4], "init": "zeros"}}, "init"),
+        ("rule backward unknown", {"rules": [{"name": "bp", "backward": "psychic"}, "danp"]},
+         "backward"),
         ("rule unknown", {"rules": ["sgd"]}, "name"),
         ("rule sigma inf", {"rules": [{"name": "danp", "sigma": float("inf")}, "bp"]}, "sigma"),
         ("rule sigma a string", {"rules": [{"name": "danp", "sigma": "0.1"}, "bp"]}, "sigma"),

@@ -1,5 +1,5 @@
-"""The fast analog forward stays exact: stacked write path, log-domain read model, folded
-converter units, per-tile noise and scales (C > 1 input tiles), the bf16 switch."""
+"""The tile: its write consumes normals as documented, its read model follows the profile's
+formulas, its forward matches an unfolded reference, noise per tile, the numerics setting."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from analogsim.config.profile import (
     ClippedLog,
     DeviceProfile,
     ProgrammingNoise,
-    ReadNoise,
     load_profile,
 )
 
@@ -32,7 +31,7 @@ def profile(**sections) -> DeviceProfile:
 def test_write_draws_its_normals_once_and_matches_formulas() -> None:
     """The write consumes the generators as documented (fault masks per device, then one
     two-generator draw of (programming, drift) × device normals), and realises the profile's
-    formulas."""
+    formulas: programming noise on the target, ν from the target (the PCM model)."""
     from analogsim.analog import normals
 
     p = load_profile("pcm")
@@ -40,33 +39,22 @@ def test_write_draws_its_normals_once_and_matches_formulas() -> None:
     w = torch.randn(40, 700, generator=torch.Generator().manual_seed(1))
     tile.program(w)
     gen = torch.Generator().manual_seed(7)
-    shape = tile._shape
+    shape = tile.grid.shape
     for _ in range(2):
         physics.fault_masks(shape, p.faults, gen, torch.device("cpu"))
     xi = normals.randn((2, 2, *shape), gen, normals.second_generator(gen)).double()
-    w_n = (tile.grid.to_grid(w) / tile._scale).double()
+    w_n = (tile.grid.to_grid(w) / tile.state.scale).double()
     for d, target in enumerate((w_n.clamp_min(0), (-w_n).clamp_min(0))):
         xi_p, xi_nu = xi[0, d], xi[1, d]
         g = (target * 25 + physics.programming_sigma_uS(target * 25, 25.0, p.programming)
              * xi_p).clamp_min(0) / 25
-        assert torch.allclose(tile._g[d].double(), g, rtol=1e-5, atol=1e-6)
-        nu = (physics.clipped_log(p.drift.nu_mean, tile._g[d].double())
-              + physics.clipped_log(p.drift.nu_std, tile._g[d].double()) * xi_nu).abs()
-        assert torch.allclose(tile._nu[d].double(), nu, rtol=1e-5, atol=1e-7)
+        assert torch.allclose(tile.state.g_prog[d].double(), g, rtol=1e-5, atol=1e-6)
+        nu = (physics.clipped_log(p.drift.nu_mean, target)
+              + physics.clipped_log(p.drift.nu_std, target) * xi_nu).abs()
+        assert torch.allclose(tile.state.nu[d].double(), nu, rtol=1e-5, atol=1e-7)
 
 
 # ------------------------------------------------------------------------------ physics forms
-def test_log_domain_read_variance_matches_pow_form() -> None:
-    g = torch.rand(50_000, dtype=torch.float64) * 1.05
-    g[:500], g[500:1000] = 0.0, 1e-9
-    for extra in ({}, {"q_exp": 0.0}, {"one_over_f": False}, {"g_rel_floor": 0.2}):
-        cfg = ReadNoise(**{**RN, **extra})
-        ref = physics.read_variance_uS2(g * 25, 25.0, cfg, HOUR_S, 20.0) / 25**2
-        got = physics.read_variance_rel(g, torch.log(g), cfg, HOUR_S, 20.0, gain=1.0)
-        assert torch.allclose(got, ref, rtol=1e-9, atol=0), extra
-        assert bool((got[:500] == 0).all())
-
-
 def test_folded_programming_sigma_and_shared_log_drift() -> None:
     cfg = ProgrammingNoise(sigma_poly_uS=[0.26348, 1.9650, -1.1731], g_max_ref_uS=20.0)
     g = torch.rand(1000, dtype=torch.float64) * 40
@@ -85,45 +73,45 @@ def test_folded_programming_sigma_and_shared_log_drift() -> None:
 
 # ------------------------------------------------------------------------------ read model
 def test_read_model_matches_profile_formulas() -> None:
-    """Drift (both devices), global compensation and read variance against the profile's
-    formulas evaluated on the tile's own programmed conductances and drift exponents."""
+    """Drift of both devices and the read variance against the published PCM model evaluated
+    on the tile's own programmed conductances and drift exponents: Q_s from the programmed
+    conductance, multiplying the drifted one; the compensation is a separate digital gain."""
     p = load_profile("pcm")
     clock = analogsim.SimClock()
     tile = AnalogTile(300, 700, p, clock, torch.Generator().manual_seed(0))
     tile.program(torch.randn(300, 700, generator=torch.Generator().manual_seed(1)))
-    tile.noise_bf16 = False
     clock.advance(HOUR_S)
-    m = tile._read_model()
-    g0, nu = tile._g.double(), tile._nu.double()  # G/g_max at programming, (2, C, ci, out_p)
+    m = tile.read_model()
+    g0, nu = tile.state.g_prog.double(), tile.state.nu.double()  # (2, C, ci, out_p)
     gt = g0 * physics.drift_factor(nu, HOUR_S, 20.0)
-    w_now, w_prog = gt[0] - gt[1], g0[0] - g0[1]
-    gain = tile.grid.tile_abs_sum(w_prog) / tile.grid.tile_abs_sum(w_now)
-    r = tile._a / tile._b  # DAC unit / ADC unit: the read model's units
-    assert torch.allclose(m.w.double(), w_now * gain * r, rtol=1e-5, atol=1e-6)
-    var = sum(physics.read_variance_uS2(gt[d] * 25, 25.0, p.read_noise, HOUR_S, 20.0)
-              for d in range(2)) / 25**2 * gain**2 * r**2
+    r = tile.conv.a / tile.conv.b  # DAC unit / ADC unit: the read model's units
+    assert torch.allclose(m.w.double(), (gt[0] - gt[1]) * r, rtol=1e-5, atol=1e-6)
+    q = torch.clamp(0.0088 / g0.clamp_min(1e-3) ** 0.65, max=0.2)  # from G_prog
+    f2 = math.log((HOUR_S + 20 + 2.5e-7) / (2 * 2.5e-7))
+    var = ((gt * q) ** 2 * f2).sum(0) * r**2  # multiplies G(t)
     assert torch.allclose(m.var.double(), var, rtol=1e-4, atol=1e-12)
-    tile.noise_bf16 = True  # the switch re-reads: bf16 variances, same mean
-    m2 = tile._read_model()
-    assert m2.var.dtype == torch.bfloat16 and torch.equal(m2.w, m.w)
-    assert torch.allclose(m2.var.double(), var, rtol=2**-8, atol=1e-12)
+    assert m.gain is not None and bool((m.gain > 1).all())  # a drifted chip is read up
+    tile.numerics = "fast"  # the setting re-reads: same mean up to the int8 digits
+    m2 = tile.read_model()
+    assert torch.allclose(m2.w, m.w) and torch.allclose(m2.var.double(), var, rtol=2**-7)
 
 
 # ------------------------------------------------------------------------------ mvm
 def _ref_mvm(tile: AnalogTile, x: torch.Tensor) -> torch.Tensor:
-    """Noise-free reference: DAC per sample and tile, mean read, ADC per tile, rescale, sum —
-    in float64, the old (unfolded) order of operations."""
+    """Noise-free reference: symmetric DAC per sample and tile, mean read, ADC per tile,
+    digital rescale with the compensation gain, sum — in float64, unfolded."""
     p, gr = tile.profile, tile.grid
-    m = tile._read_model()
-    w_n = m.w.double() * (tile._b / tile._a)  # normalized mean weights
+    m = tile.read_model()
+    w_n = m.w.double() * (tile.conv.b / tile.conv.a)  # normalized mean weights
     xp = torch.nn.functional.pad(x.double(), (0, gr.in_padded - gr.in_features))
     xc = xp.reshape(len(x), gr.n_col, gr.ci).transpose(0, 1)
-    half_in, half_out = 2 ** (p.dac.bits - 1), 2 ** (p.adc.bits - 1)
-    unit, out_unit = p.dac.input_bound / half_in, p.adc.output_bound / half_out
-    s = xc.abs().amax(dim=2, keepdim=True) * (unit / p.dac.input_bound)
-    u = (xc / s).round().clamp(-half_in, half_in - 1)
+    top_in, top_out = 2 ** (p.dac.bits - 1) - 1, 2 ** (p.adc.bits - 1) - 1
+    unit, out_unit = p.dac.input_bound / top_in, p.adc.output_bound / top_out
+    s = xc.abs().amax(dim=2, keepdim=True) / top_in  # x units per DAC code
+    u = (xc / s).round().clamp(-top_in, top_in)
     y = torch.bmm(u, w_n) * (unit / out_unit)
-    y = y.round().clamp(-half_out, half_out - 1) * out_unit * tile._scale.double() * s / unit
+    gain = m.gain.double() if m.gain is not None else 1.0
+    y = y.round().clamp(-top_out, top_out) * out_unit * tile.state.scale.double() * gain * s / unit
     return y.sum(0)[:, : gr.out_features]
 
 
@@ -143,7 +131,8 @@ def test_noise_free_mvm_matches_reference(out_f: int) -> None:
     x[:, :350] *= 0.1  # and different per-sample DAC scales
     got, ref = tile.mvm(x).double(), _ref_mvm(tile, x)
     # Float rounding may flip an ADC code at an exact half step (rare): one LSB of one tile.
-    lsb = 12.0 / 128 * float(tile._scale.max()) * float(x.abs().max())  # weight units
+    lsb = 12.0 / 127 * float((tile.state.scale * tile.read_model().gain).max()) * float(
+        x.abs().max())  # one ADC code, weight units
     diff = (got - ref).abs()
     assert float((diff > 1e-4 * lsb).float().mean()) < 1e-2
     assert float(diff.max()) <= 1.01 * lsb
@@ -203,9 +192,9 @@ def test_output_noise_is_per_tile_with_its_scales() -> None:
     assert bool((mean_err < 5 * math.sqrt(pred / k)).all())
 
 
-# ------------------------------------------------------------------------------ int8 mean
+# ------------------------------------------------------------------------------ numerics
 def test_int8_digits_reconstruct_weights_within_their_bound() -> None:
-    from analogsim.analog.tile import int8_digits
+    from analogsim.analog.numerics import int8_digits
 
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(2, 300, 50, generator=gen) * torch.logspace(-3, 1, 50)  # column scales
@@ -220,31 +209,49 @@ def test_int8_digits_reconstruct_weights_within_their_bound() -> None:
 
 @pytest.mark.parametrize(("in_f", "cols"), [(700, 512), (1200, 600)])  # int32 / float combine
 def test_int8_mean_product_matches_float32(in_f: int, cols: int) -> None:
-    """Same tile, same noise draws: the int8 digit product and the float32 one give the same
-    outputs but for rare ADC codes flipped by the digits' error (≤ max|w|/64 516 per weight,
-    ~1e-3 LSB per output here: a flip chance of ~1e-3 per output; allowed 1 %)."""
-    p = load_profile("pcm").with_field("mapping.tile_cols", cols)
+    """Same codes: the int8 digit product and the float32 one differ by at most the digits'
+    error, Σ_i |u_i|·max|w|/64 516 per output (float32 rounding adds ~1e-6 relative)."""
+    from analogsim.analog.numerics import cpu_int_mm, int8_digits, int8_mean_product
+
+    if not cpu_int_mm():
+        pytest.skip("this torch has no CPU torch._int_mm")
+    gen = torch.Generator().manual_seed(0)
+    c = in_f // cols + 1
+    w = torch.randn(c, cols, 60, generator=gen)
+    u = torch.randint(-127, 128, (c, 500, cols), generator=gen).float()
+    q, s = int8_digits(w)
+    got = int8_mean_product(u, q, s, None).double()
+    ref = torch.bmm(u.double(), w.double())
+    bound = u.abs().sum(2, keepdim=True).double() @ (s.double() * 127 / 64516 * 1.01)
+    assert bool(((got - ref).abs() <= bound + 1e-5 * ref.abs()).all())
+
+
+def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
+    """``exact`` and ``fast`` read the same devices with the same noise draws; their outputs
+    differ only through the fast paths' rounding: int8 digits (≤ 1/64 516 of a column's
+    largest weight) and bf16 variances (σ off by ≤ 2⁻⁸), a flipped ADC code at most."""
+    from analogsim.analog import numerics
+
+    p = load_profile("pcm")
     outs = []
-    for int8 in (False, True):
-        tile = AnalogTile(60, in_f, p, analogsim.SimClock(), torch.Generator().manual_seed(0))
-        tile.program(torch.randn(60, in_f, generator=torch.Generator().manual_seed(1)))
-        tile.int8_mean = int8
-        x = torch.randn(500, in_f, generator=torch.Generator().manual_seed(2))
-        outs.append(tile.mvm(x).double())
-        assert (tile._read_model().wq is not None) == int8
-    lsb = (p.adc.output_bound / 128 * float(tile._scale.max())  # type: ignore[operator]
-           * float(x.abs().max()) / p.dac.input_bound * 1.01)
+    for setting in ("exact", "fast"):
+        layer = analogsim.AnalogLinear(torch.randn(300, 700, generator=torch.Generator()
+                                                   .manual_seed(1)), None, p, seed=3,
+                                       numerics=setting)
+        x = torch.rand(400, 700, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            outs.append(layer(x).double())
+    lsb = 12.0 / 255 * float(layer._tile.state.scale.max()) * float(x.abs().max())
     diff = (outs[0] - outs[1]).abs()
-    assert float((diff > 1e-4 * lsb).float().mean()) < 1e-2
-    assert float(diff.max()) <= lsb
-
-
-def test_int8_mean_needs_an_integer_dac() -> None:
-    p = profile(dac={"bits": 10}, read_noise=RN)
-    tile = AnalogTile(8, 16, p, analogsim.SimClock(), torch.Generator().manual_seed(0))
-    assert not tile.int8_mean
-    with pytest.raises(ValueError, match="at most 8 bits"):
-        tile.int8_mean = True
+    sd = outs[0].std()  # the noise-and-signal spread
+    assert float(diff.max()) <= 2 * lsb + 2**-7 * float(sd) * 4
+    assert float(diff.mean()) < 0.05 * lsb + 2**-8 * float(sd)
+    rec = numerics.describe("fast")
+    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance"}
+    assert numerics.describe("exact") == {"numerics": "exact", "int8_mean": False,
+                                          "bf16_variance": False}
+    with pytest.raises(ValueError, match="exact, fast"):
+        analogsim.AnalogLinear(torch.ones(2, 2), None, p, seed=0, numerics="quick")
 
 
 # ------------------------------------------------------------------------------ normals

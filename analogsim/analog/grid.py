@@ -1,0 +1,74 @@
+"""``TileGrid``: how an (out, in) weight matrix is cut into crossbars, and its layouts.
+
+A matrix is split into C×R crossbars of at most ``tile_cols`` inputs × ``tile_rows`` outputs
+(balanced chunks, minimal zero padding). The forward layout is (C, ci, R·ro): input chunk c,
+its ci inputs, all padded outputs, so one ``bmm`` runs every crossbar of a forward read. The
+transposed layout (C·R, ro, ci) holds one block per crossbar for reads from the output side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Shape bookkeeping of a tiled (out, in) matrix."""
+
+    out_features: int
+    in_features: int
+    n_col: int  # C: input chunks
+    n_row: int  # R: output chunks
+    ci: int  # inputs per crossbar (padded)
+    ro: int  # outputs per crossbar (padded)
+
+    @classmethod
+    def for_matrix(cls, out_f: int, in_f: int, tile_rows: int, tile_cols: int) -> TileGrid:
+        n_col, n_row = math.ceil(in_f / tile_cols), math.ceil(out_f / tile_rows)
+        return cls(out_f, in_f, n_col, n_row, math.ceil(in_f / n_col), math.ceil(out_f / n_row))
+
+    @property
+    def in_padded(self) -> int:
+        return self.n_col * self.ci
+
+    @property
+    def out_padded(self) -> int:
+        return self.n_row * self.ro
+
+    @property
+    def shape(self) -> torch.Size:
+        """The forward layout (C, ci, out_p)."""
+        return torch.Size((self.n_col, self.ci, self.out_padded))
+
+    def to_grid(self, w: Tensor) -> Tensor:
+        """(out, in) → (C, ci, out_p), zero padded."""
+        wp = torch.nn.functional.pad(w, (0, self.in_padded - self.in_features,
+                                          0, self.out_padded - self.out_features))
+        return wp.t().reshape(self.n_col, self.ci, self.out_padded)
+
+    def from_grid(self, g: Tensor) -> Tensor:
+        """(C, ci, out_p) → (out, in)."""
+        return g.reshape(self.in_padded, self.out_padded).t()[: self.out_features,
+                                                              : self.in_features]
+
+    def transposed(self, a: Tensor) -> Tensor:
+        """(C, ci, out_p) → (C·R, ro, ci): one block per crossbar, rows = its outputs."""
+        return (a.reshape(self.n_col, self.ci, self.n_row, self.ro).permute(0, 2, 3, 1)
+                .reshape(self.n_col * self.n_row, self.ro, self.ci))
+
+    def per_crossbar(self, a: Tensor) -> Tensor:
+        """(C, k, out_p) → (C, k, R, ro): the outputs of each crossbar on their own axis."""
+        return a.reshape(a.shape[0], a.shape[1], self.n_row, self.ro)
+
+    def tile_max(self, a: Tensor) -> Tensor:
+        """Max over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)."""
+        m = a.reshape(self.n_col, self.ci, self.n_row, self.ro).amax(dim=(1, 3))  # (C, R)
+        return self.expand(m)
+
+    def expand(self, m: Tensor) -> Tensor:
+        """A value per crossbar (C, R) broadcast to its outputs, (C, 1, out_p)."""
+        return m.repeat_interleave(self.ro, dim=1).unsqueeze(1)

@@ -1,0 +1,131 @@
+"""``DeviceState``: the per-device state of a tile, and the pure writes that change it.
+
+Every device has its own programming time, drift exponent ν and 1/f coefficient, so a write
+re-programs only the devices it changes: those restart their drift clock and draw a new ν,
+the rest keep drifting. Conductances are relative, g = G/g_max ≥ 0, both devices of a
+differential pair stacked: (D, C, ci, out_p), D = 2 (G+, G−) or 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from analogsim.analog import physics
+from analogsim.analog.grid import TileGrid
+from analogsim.config.profile import DeviceProfile, PulsedUpdate
+
+
+class DeviceState(nn.Module):
+    """Buffers (so ``state_dict`` carries the device), all (D, C, ci, out_p) unless noted.
+
+    g_target: the conductance each device was last programmed towards.
+    g_prog:   what that programming realised (programming noise, faults), at ``t_prog``.
+    nu:       drift exponent drawn at that programming (zeros without drift).
+    q2:       Q_s(g_prog)² of the 1/f read noise (zeros without relative read noise).
+    t_prog:   device time of the device's last programming, s, float64.
+    stuck_low, stuck_high: fault masks (bool), fixed when the tile is made.
+    scale:    (C, 1, out_p) weight units per normalized unit of each tile (or column).
+    pulsed:   (C, ci, out_p) per-weight constants of a pulsed device (dw_up, dw_down, w_min,
+              w_max), drawn once; absent for other update models.
+    """
+
+    def __init__(self, grid: TileGrid, profile: DeviceProfile, generator: torch.Generator,
+                 device: torch.device) -> None:
+        super().__init__()
+        n_dev = 2 if profile.mapping.differential else 1
+        shape = (n_dev, *grid.shape)
+        for name in ("g_target", "g_prog", "nu", "q2"):
+            self.register_buffer(name, torch.zeros(shape, device=device))
+        self.register_buffer("t_prog", torch.zeros(shape, device=device, dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(grid.n_col, 1, grid.out_padded, device=device))
+        # Faults: drawn once for each device of a pair (always, so that the generator's stream
+        # does not depend on the fault fractions).
+        f = profile.faults
+        masks = [physics.fault_masks(grid.shape, f, generator, device) for _ in range(n_dev)]
+        self.has_faults = f.stuck_at_min_fraction > 0 or f.stuck_at_max_fraction > 0
+        self.register_buffer("stuck_low", torch.stack([lo for lo, _ in masks]))
+        self.register_buffer("stuck_high", torch.stack([hi for _, hi in masks]))
+        self.has_pulsed = isinstance(profile.update, PulsedUpdate)
+        if self.has_pulsed:
+            dev = physics.sample_pulsed_devices(grid.shape, profile.update,  # type: ignore[arg-type]
+                                                generator, device)
+            for name, t in dev.items():
+                self.register_buffer(f"pulsed_{name}", t)
+
+    def pulsed(self) -> dict[str, Tensor]:
+        """The pulsed device's constants as ``physics.pulsed_update`` takes them."""
+        return {k: getattr(self, f"pulsed_{k}") for k in ("dw_up", "dw_down", "w_max", "w_min")}
+
+    def weight_n(self, g: Tensor, differential: bool) -> Tensor:
+        """Normalized weights (C, ci, out_p) of stacked relative conductances g (D, …)."""
+        return g[0] - g[1] if differential else g[0] * 2 - 1
+
+
+def targets(w_n: Tensor, profile: DeviceProfile) -> Tensor:
+    """Relative conductance targets (D, C, ci, out_p) of normalized weights (C, ci, out_p):
+    G+ carries w > 0 and G− carries w < 0, or one device read against g_max/2 (w = 2g − 1);
+    snapped to the profile's conductance levels."""
+    if profile.mapping.differential:
+        g = torch.stack((w_n, -w_n)).clamp_min_(0)
+    else:
+        g = w_n.clamp(-1, 1).add_(1).mul_(0.5).unsqueeze(0)
+    if profile.mapping.levels is not None:
+        g = physics.quantize_levels(g, 1.0, profile.mapping.levels)
+    return g
+
+
+def program(state: DeviceState, target: Tensor, now_s: float, profile: DeviceProfile,
+            normals: Callable[[tuple[int, ...]], Tensor], noisy: bool,
+            changed: Tensor | None) -> None:
+    """Program the devices ``changed`` (bool like ``target``; None: all) towards ``target``.
+
+    Each programmed device gets G_prog = max(0, G + σ_prog(G)·ξ) (when ``noisy``), its fault
+    if stuck, ν = |μ_ν(G) + σ_ν(G)·ξ'| from its target (as in the PCM model), Q_s(G_prog)² and
+    t_prog = ``now_s``. Normals: one draw of (programming, drift) × all devices, so the stream
+    does not depend on which devices change.
+    """
+    p = profile
+    prog = noisy and any(c != 0 for c in p.programming.sigma_poly_uS)
+    drift = p.drift.enabled
+    kinds = int(prog) + int(drift)
+    xi = normals((kinds, *target.shape)) if kinds else None
+    tgt = target
+    if state.has_faults:
+        tgt = physics.apply_faults(target, state.stuck_low, state.stuck_high, 1.0)
+    if prog:
+        assert xi is not None
+        g = physics.program(target, 1.0, p.programming, None, xi[0])  # type: ignore[arg-type]
+        if state.has_faults:
+            g = physics.apply_faults(g, state.stuck_low, state.stuck_high, 1.0)
+    else:
+        g = tgt.clone()
+    new = {"g_target": target, "g_prog": g}
+    if drift:
+        assert xi is not None
+        new["nu"] = physics.sample_drift_nu(tgt, 1.0, p.drift.nu_mean, p.drift.nu_std,
+                                            None, xi=xi[kinds - 1])  # type: ignore[arg-type]
+    rn = p.read_noise
+    if rn.q_coeff > 0 and rn.q_max > 0:
+        new["q2"] = physics.q_s(g, rn).square_()
+    if changed is None:
+        for name, t in new.items():
+            getattr(state, name).copy_(t)
+        state.t_prog.fill_(now_s)
+        return
+    for name, t in new.items():
+        buf = getattr(state, name)
+        buf.copy_(torch.where(changed, t, buf))
+    state.t_prog.masked_fill_(changed, now_s)
+
+
+def conductances(state: DeviceState, now_s: float, profile: DeviceProfile
+                 ) -> tuple[Tensor, Tensor]:
+    """(g(t), dt): the drifted conductances G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν) and each
+    device's seconds since its programming dt (float32), both (D, C, ci, out_p)."""
+    dt = (now_s - state.t_prog).clamp_min_(0).float()
+    if not profile.drift.enabled:
+        return state.g_prog, dt
+    return physics.drift_factor(state.nu, dt, profile.drift.t0_s).mul_(state.g_prog), dt

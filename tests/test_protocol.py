@@ -1,0 +1,337 @@
+"""The experiment protocol: the validation split, the η search (which must never read the
+test split, and must find a known best η on a toy problem), η from an earlier search,
+initialisation options and evaluation over repeated reads."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from analogsim import models
+from analogsim.analog import analogize
+from analogsim.config.scenario import load_scenario, scenario_from_dict
+from analogsim.errors import DivergenceError, ScenarioError
+from analogsim.rules.lr_search import grid_search_lr, log_grid, refined_grid
+from analogsim.runner import plan, read_records, run_scenario
+from analogsim.runner.cell import CellJob, CellRunner, _Tensors, evaluate
+from analogsim.runner.data import carve_validation, load_splits
+from analogsim.runner.lr_store import chosen_lr, read_search
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "scenarios" / "tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads() -> Iterator[None]:
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(tmp_path: Path, **update: Any) -> Path:
+    """The tiny scenario with a validation split and ``update`` applied, as a file."""
+    data = yaml.safe_load(TINY.read_text())
+    data["dataset"]["validation"] = 0.2
+    data.pop("alignment")
+    for k, v in update.items():
+        if v is None:
+            data.pop(k, None)
+        else:
+            data[k] = v
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+SEARCH = {"low": 0.003, "high": 0.3, "points": 3, "refine": 2, "steps": 8}
+
+
+# ---------------------------------------------------------------- the validation split
+def test_validation_split_is_carved_from_train_disjoint_seeded_and_recorded(
+        tmp_path: Path) -> None:
+    sc = load_scenario(tiny(tmp_path))
+    train, val, test = load_splits(sc.dataset, sc.folder, True)
+    assert val is not None and (len(train), len(val), len(test)) == (160, 40, 100)
+    rows = {tuple(r.tolist()) for r in train.x} | {tuple(r.tolist()) for r in val.x}
+    assert len(rows) == 200  # disjoint, and together the 200-sample train subset
+    full, _, _ = load_splits(sc.dataset.model_copy(update={"validation": 0.0}), sc.folder, True)
+    again_train, again_val = carve_validation(full, 0.2, sc.dataset.seed + 2)
+    assert torch.equal(again_val.x, val.x) and torch.equal(again_train.x, train.x)
+    _, other_val = carve_validation(full, 0.2, 99)
+    assert not torch.equal(other_val.x, val.x)
+    grid = plan(sc, "t")
+    assert (grid.data.n_train, grid.data.n_val, grid.data.n_test) == (160, 40, 100)
+
+
+def test_lr_search_needs_a_validation_split() -> None:
+    data = yaml.safe_load(TINY.read_text())
+    data.pop("lr")
+    data["lr_search"] = SEARCH
+    with pytest.raises(ScenarioError, match="dataset.validation"):
+        scenario_from_dict(data)
+
+
+class _TestSplitRead(Exception):
+    pass
+
+
+class _Forbidden:
+    """Stands in for the test split: any use of it raises."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise _TestSplitRead(f"the test split was read ({name})")
+
+    def __len__(self) -> int:
+        raise _TestSplitRead("the test split was read (len)")
+
+
+def _runner(tmp_path: Path, rule: str = "bp") -> CellRunner:
+    path = tiny(tmp_path, lr=None, lr_search=SEARCH, rules=[rule], profiles=["pcm"],
+                seeds=[0])
+    grid = plan(load_scenario(path), str(path))
+    return CellRunner(CellJob(grid.scenario, grid.cells[0], 1, verbose=False))
+
+
+def test_the_lr_search_never_reads_the_test_split(tmp_path: Path) -> None:
+    runner = _runner(tmp_path, "danp")
+    runner.test = _Forbidden()  # type: ignore[assignment]
+    rows = runner.search()
+    trials = [r for r in rows if r["kind"] == "lr_trial"]
+    assert len(trials) == 3 + 2 and rows[-1]["kind"] == "lr_choice"
+    assert all(r["test_accuracy"] is None and r["test_loss"] is None for r in rows)
+    assert any(r["val_accuracy"] is not None for r in trials)
+    # the guard is not vacuous: training a cell does read the test split, and trips it
+    with pytest.raises(_TestSplitRead):
+        runner.fit(0.01, 1, curves=True, inference=False)
+
+
+def test_training_rows_say_which_split_each_number_is_on(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_scenario(tiny(tmp_path, profiles=["ideal"], seeds=[0]), out, jobs=1, verbose=False)
+    rows = read_records(out)
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert epochs and all(r["val_accuracy"] is not None and r["test_accuracy"] is not None
+                          for r in epochs)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["splits"] == {"train": 160, "validation": 40, "test": 100,
+                             "validation_fraction": 0.2, "validation_seed": 0,
+                             "selection": "validation", "reported": "test"}
+
+
+# ---------------------------------------------------------------- the η search
+def _quadratic_trial(curvatures: tuple[float, ...], steps: int) -> Any:
+    """Gradient descent for ``steps`` steps on L(w) = Σ λ_i w_i² / 2 from w = 1: returns −L
+    (higher is better); diverges (raises) once L exceeds its start a thousandfold."""
+
+    def trial(lr: float) -> float:
+        lam = torch.tensor(curvatures, dtype=torch.float64)
+        w = torch.ones_like(lam)
+        start = float((lam * w * w).sum() / 2)
+        for step in range(steps):
+            w = w - lr * lam * w
+            loss = float((lam * w * w).sum() / 2)
+            if loss > 1e3 * start:
+                raise DivergenceError(step, "loss")
+        return -loss
+
+    return trial
+
+
+def test_grid_search_finds_the_known_best_lr_of_a_quadratic() -> None:
+    # GD on L = λw²/2: w ← (1 − ηλ) w, so η > 2/λ diverges, a small η underfits, and
+    # η* = 1/λ = 0.1 converges in one step. After 30 steps L ∝ |1 − ηλ|^60, so the search must
+    # land where |1 − ηλ| is smallest among its trials; the refined points in the bracket
+    # |1 − ηλ| < 0.4 (η in 0.06 … 0.14) beat every coarse point (best: 0.03, |1 − ηλ| = 0.7).
+    lam = 10.0
+    tried: list[float] = []
+    trial = _quadratic_trial((lam,), 30)
+
+    def recording(lr: float) -> float:
+        tried.append(lr)
+        return trial(lr)
+
+    res = grid_search_lr(recording, 3e-4, 30.0, points=6, refine=4)
+    assert tried[:6] == pytest.approx(log_grid(3e-4, 30.0, 6))
+    assert len(tried) == 10  # the coarse grid, then 4 refined points
+    assert [m == -math.inf for _, m in res.history[:6]] == [False] * 3 + [True] * 3
+    assert 0.06 < res.best_lr < 0.14
+    coarse = grid_search_lr(trial, 3e-4, 30.0, points=6, refine=0)
+    assert coarse.best_lr == pytest.approx(0.03)  # the coarse grid alone misses the bracket
+
+
+def test_refined_grid_straddles_the_best_point_and_extends_past_an_edge() -> None:
+    grid = log_grid(1e-3, 1.0, 4)
+    assert grid == pytest.approx([1e-3, 1e-2, 1e-1, 1.0])
+    assert refined_grid(grid, 1, 2) == pytest.approx([10**-2.5, 10**-1.5])
+    assert refined_grid(grid, 3, 2) == pytest.approx([10**-0.5, 10**0.5])
+    with pytest.raises(ValueError):
+        refined_grid(grid, 1, 3)
+
+
+def test_every_trial_diverging_chooses_the_smallest_lr() -> None:
+    def boom(lr: float) -> float:
+        raise DivergenceError(1, "loss")
+
+    res = grid_search_lr(boom, 0.01, 1.0, 3, refine=2)
+    assert res.best_lr == 0.01 and res.best_metric == -math.inf and len(res.history) == 3
+
+
+def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
+        tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    path = tiny(tmp_path, lr=None, lr_search=SEARCH)
+    report = run_scenario(path, out, jobs=1, verbose=False)
+    assert report.complete and len(report.searched) == 4  # 2 profiles × (danp noisy, bp)
+    searches = read_search(out)
+    assert sorted(searches) == ["ideal/bp", "ideal/danp-noisy", "pcm/bp", "pcm/danp-noisy"]
+    for group, rows in searches.items():
+        kinds = Counter(r["kind"] for r in rows)
+        assert kinds == {"lr_trial": 5, "lr_choice": 1}, group
+        trials = [r for r in rows if r["kind"] == "lr_trial"]
+        assert all(r["step"] == 8 or r["diverged"] for r in trials)
+        scored = [r for r in trials if r["val_accuracy"] is not None]
+        best = max(scored, key=lambda r: (r["val_accuracy"], -r["lr"]))
+        assert rows[-1]["lr"] == best["lr"]
+    chosen = chosen_lr(out)
+    cells = [r for r in read_records(out) if r["kind"] == "cell"]
+    assert len(cells) == 8
+    for c in cells:
+        assert c["lr"] == chosen[c["cell"].rsplit("/", 1)[0]]
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["lr_chosen"] == chosen and man["lr_source"] == "search"
+    assert {c["id"]: c["lr"] for c in man["cells"]} == {
+        c["cell"]: chosen[c["cell"].rsplit("/", 1)[0]] for c in cells}
+    assert not (out / "lr_search.png").is_file()  # figures come from `analogsim plot`
+    from analogsim.cli import main
+    assert main(["plot", str(out)]) == 0 and (out / "lr_search.png").stat().st_size > 0
+
+    # searches alone are results too: a plain run into a folder holding them refuses
+    only = tmp_path / "only_search"
+    only.mkdir()
+    (only / "lr_search.jsonl").write_text((out / "lr_search.jsonl").read_text())
+    with pytest.raises(ScenarioError, match="already holds results"):
+        run_scenario(path, only, jobs=1, verbose=False)
+    # a resumed run reuses the searches; a second scenario takes η from this folder
+    again = run_scenario(path, out, jobs=1, verbose=False, resume=True)
+    assert again.searched == [] and len(again.reused) == 8
+    reuse = tiny(tmp_path, name="reuse", lr={"from": str(out)}, seeds=[3])
+    grid = plan(load_scenario(reuse), str(reuse))
+    assert {c.group: c.lr for c in grid.cells} == chosen
+    partial = tiny(tmp_path, name="partial", lr={"from": str(out)}, profiles=["rram"])
+    with pytest.raises(ScenarioError, match="lr.from: .* no finished η search for rram/bp"):
+        plan(load_scenario(partial), str(partial))
+
+
+# ---------------------------------------------------------------- initialisation
+@pytest.mark.parametrize("kind", ["mlp", "convnet"])
+def test_init_options_draw_the_stated_distributions(kind: str) -> None:
+    def build(init: str, bias: bool) -> torch.nn.Module:
+        if kind == "mlp":
+            return models.mlp([400, 300, 10], seed=1, init=init, bias=bias)  # type: ignore[arg-type]
+        return models.convnet((1, 28, 28), 10, seed=1, init=init, bias=bias)  # type: ignore[arg-type]
+
+    for init in models.INITS:
+        for bias in (True, False):
+            net = build(init, bias)
+            for m in net:
+                if not isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+                    continue
+                fan_in = m.weight[0].numel()
+                n = m.weight.numel()
+                assert (m.bias is not None) == bias
+                w = m.weight.detach().double()
+                if init == "torch_default":
+                    bound = 1 / math.sqrt(fan_in)
+                    assert w.abs().max() <= bound
+                    var = bound**2 / 3
+                else:
+                    var = (2 / (1 + 0.01**2) if init == "he" else 1.0) / fan_in
+                    if bias:
+                        assert torch.all(m.bias == 0)
+                # sample variance within 6 standard errors (var of s² ≈ 2σ⁴/n normal,
+                # ≤ 2σ⁴/n uniform)
+                assert abs(float(w.var()) - var) < 6 * var * math.sqrt(2 / n), (init, n)
+
+
+def test_init_and_bias_reach_the_manifest_and_the_network(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    path = tiny(tmp_path, profiles=["ideal"], seeds=[0], rules=["bp"], lr=0.1, epochs=1,
+                model={"hidden": [32], "init": "normal_fan_in", "bias": False})
+    run_scenario(path, out, jobs=1, verbose=False)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["model"] == {"kind": "mlp", "hidden": [32], "slope": 0.01,
+                            "init": "normal_fan_in", "bias": False}
+    bad = tiny(tmp_path, name="bad", model={"init": "xavier"})
+    with pytest.raises(ScenarioError, match="model.init"):
+        load_scenario(bad)
+
+
+# ---------------------------------------------------------------- repeated reads
+def test_evaluation_averages_n_reps_reads_of_a_noisy_chip() -> None:
+    # On noisy_nodes every read draws fresh weight and output noise, so one evaluation's
+    # loss scatters; the mean of k reads has 1/k the variance. 40 evaluations each with
+    # k = 1 and k = 4: the variance ratio is 4·F(39, 39), and P(F(39, 39) < 0.5) < 0.02,
+    # so demanding a ratio above 2 fails a correct implementation rarely (seeds fixed).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 16, generator=g)
+    y = torch.nn.functional.one_hot(torch.randint(0, 4, (50,), generator=g), 4).float()
+    data = _Tensors(x, y, y.argmax(1))
+    net = analogize(models.mlp([16, 32, 4], seed=0), "noisy_nodes",
+                    generator=torch.Generator().manual_seed(1))
+
+    def losses(k: int) -> torch.Tensor:
+        return torch.tensor([evaluate(net, data, 50, "sse", n_reps=k)[0] for _ in range(40)])
+
+    one, four = losses(1), losses(4)
+    assert float(one.var() / four.var()) > 2.0
+    assert abs(float(one.mean() - four.mean())) < 4 * float(one.std()) / math.sqrt(40)
+    ideal = analogize(models.mlp([16, 32, 4], seed=0), "ideal")
+    assert evaluate(ideal, data, 50, "sse", 3) == pytest.approx(evaluate(ideal, data, 50, "sse"))
+
+
+# ---------------------------------------------------------------- claims against the spread
+def test_a_claim_holds_only_beyond_the_combined_sem() -> None:
+    from analogsim.report.paper import HOLDS, NOT_HOLDS, UNRESOLVED, all_of, judge, stat
+
+    a = stat([0.80, 0.82, 0.84])  # mean 0.82, s.e.m. 0.02/√3
+    assert a.mean == pytest.approx(0.82) and a.sem == pytest.approx(0.02 / math.sqrt(3))
+    spread = math.hypot(a.sem, a.sem)  # the combined s.e.m. of two such sides: 0.0163
+
+    def shifted(d: float) -> Any:  # the same spread, mean 0.82 − d
+        return stat([0.80 - d, 0.82 - d, 0.84 - d])
+
+    assert judge(a, shifted(1.1 * spread)) == HOLDS
+    assert judge(a, shifted(0.9 * spread)) == UNRESOLVED
+    assert judge(shifted(0.9 * spread), a) == UNRESOLVED
+    assert judge(shifted(1.1 * spread), a) == NOT_HOLDS
+    assert judge(stat([0.9]), stat([0.1])) == UNRESOLVED  # one seed: no spread to judge by
+    # "within 2 points": a − b > −0.02 beyond the spread
+    assert judge(shifted(0.02 - 1.1 * spread), a, margin=-0.02) == HOLDS
+    assert judge(shifted(0.02 + 0.5 * spread), a, margin=-0.02) == UNRESOLVED
+    assert all_of([HOLDS, HOLDS]) == HOLDS and all_of([HOLDS, UNRESOLVED]) == UNRESOLVED
+    assert all_of([UNRESOLVED, NOT_HOLDS]) == NOT_HOLDS
+
+
+def test_report_numbers_are_chosen_on_validation_per_seed(tmp_path: Path) -> None:
+    from analogsim.report.paper import load_run, seed_values
+
+    out = tmp_path / "out"
+    run_scenario(tiny(tmp_path, profiles=["ideal"], rules=["bp"], lr=0.1, epochs=3,
+                      seeds=[0, 1, 2]), out, jobs=1, verbose=False)
+    run = load_run(out)
+    assert run is not None
+    got = sorted(seed_values(run, lambda r: r["rule"] == "bp"))
+    want = []
+    for seed in (0, 1, 2):
+        rows = [r for r in run.records if r["kind"] == "epoch" and r["seed"] == seed]
+        best = max(rows, key=lambda r: (r["val_accuracy"], -r["epoch"]))
+        want.append(best["test_accuracy"])
+    assert got == pytest.approx(sorted(want))
