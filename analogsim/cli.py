@@ -37,7 +37,7 @@ def _devices(args: argparse.Namespace) -> int:
         try:
             p: DeviceProfile = load_profile(f)
         except AnalogsimError as err:
-            print(err, file=sys.stderr)
+            print(f"error: {err}", file=sys.stderr)
             failed += 1
         else:
             print(f"{f}: ok ({p.name})")
@@ -114,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except AnalogsimError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("error: out of memory: the scenario or profile asks for more than this machine "
+              "has (model widths, dataset sizes, batch sizes)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -64,8 +64,10 @@ def test_teacher_options() -> None:
         data.load("teacher", "train", width=3)
     with pytest.raises(DataError, match="option activation must be one of"):
         data.load("teacher", "train", activation="gelu")
-    with pytest.raises(DataError, match="option n_train must be an int >= 1"):
+    with pytest.raises(DataError, match="option n_train must be an int in 1 … 10,000,000"):
         data.load("teacher", "train", n_train=0)
+    with pytest.raises(DataError, match="option n_inputs must be an int in 1 … 10,000,000"):
+        data.load("teacher", "train", n_inputs=10**12)
     with pytest.raises(DataError, match="seed must be a non-negative int"):
         data.load("teacher", "train", seed=-1)
 

@@ -12,6 +12,7 @@ instead (the convnet, which needs 28×28 images, is skipped), each with the reas
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -249,7 +250,25 @@ def test_report_renders_from_the_tiny_runs(tiny_runs: dict[str, Path], tmp_path:
     # one seed a side: no difference can be told from the spread
     assert "not resolved at this scale" in text
     judged = [ln for ln in text.splitlines() if "(n=1)" in ln and "| " in ln]
-    assert judged and not any("**holds**" in ln or "**does not hold**" in ln for ln in judged)
+    # ... unless one side diverged on every seed (the report lets a diverging rule lose
+    # outright); a tiny run at the paper's η can overflow
+    lost: dict[str, set[tuple[str, str]]] = {}
+    for stem, folder in tiny_runs.items():
+        status: dict[tuple[str, str], list[bool]] = {}
+        for r in read_records(folder):
+            if r["kind"] == "cell":
+                status.setdefault((r["profile"], r["rule"]), []).append(
+                    r["status"] == "diverged")
+        lost[stem] = {k for k, v in status.items() if all(v)}
+
+    def by_divergence(line: str) -> bool:
+        m = re.search(r"on (\S+), DANP beats DNP \((\w+)\)", line)
+        return m is not None and any(
+            stem.endswith(m.group(2)) and {(m.group(1), "danp"), (m.group(1), "dnp")} & sides
+            for stem, sides in lost.items())
+
+    assert judged and not any(("**holds**" in ln or "**does not hold**" in ln)
+                              and not by_divergence(ln) for ln in judged)
     for link in (tmp_path / "docs" / "img").iterdir():
         assert f"img/{link.name}" in text
     assert main(["report", *folders, "--compact", "--out", str(tmp_path / "c.md")]) == 0

@@ -270,7 +270,7 @@ def test_init_and_bias_reach_the_manifest_and_the_network(tmp_path: Path) -> Non
     assert man["model"] == {"kind": "mlp", "hidden": [32], "slope": 0.01,
                             "init": "normal_fan_in", "bias": False}
     bad = tiny(tmp_path, name="bad", model={"init": "xavier"})
-    with pytest.raises(ScenarioError, match="model.mlp.init"):
+    with pytest.raises(ScenarioError, match="model.init"):
         load_scenario(bad)
 
 

@@ -126,7 +126,7 @@ BAD = [
     ("validation split of everything",
      {"dataset": {"name": "digits", "validation": 1.0}}, "dataset.validation: Input should be less than 1"),
     ("η from a folder without a search", {"lr": {"from": "nowhere"}}, "lr.from: "),
-    ("unknown init", {"model": {"init": "xavier"}}, "model.mlp.init"),
+    ("unknown init", {"model": {"init": "xavier"}}, "model.init"),
     ("unknown field", {"colour": "red"}, "colour: unknown field"),
     ("subset larger than the data", {"dataset": {"name": "digits", "n_train": 99999}},
      "dataset: dataset.n_train = 99999 exceeds"),

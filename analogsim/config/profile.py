@@ -10,20 +10,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+from pydantic import Field, model_validator
 
+from analogsim.config.strict import (
+    Bits,
+    Conductance_uS,
+    ConductanceSpread_uS,
+    Fraction,
+    StrictData,
+)
 from analogsim.config.yaml_io import load_model
 from analogsim.errors import ProfileError
 
+#: Base of every model here: strict, finite, no unknown keys (config/strict.py).
+_Data = StrictData
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: Largest noise σ (programming, absolute read noise), in conductance windows (g_max).
+MAX_SIGMA_WINDOWS = 10.0
 
 
 class Mapping(_Data):
     """How a weight matrix becomes conductances."""
 
-    g_max_uS: float = Field(25.0, gt=0, description="largest programmable conductance, µS")
+    g_max_uS: Conductance_uS = Field(
+        25.0, description="largest programmable conductance, µS, in [1e-3, 1e4]")
     scale: Literal["tile", "column"] = Field(
         "tile", description="weight scale per tile, or per output column of a tile")
     differential: bool = Field(
@@ -32,36 +45,54 @@ class Mapping(_Data):
     tile_rows: int = Field(512, ge=1, le=4096, description="max outputs per crossbar tile")
     tile_cols: int = Field(512, ge=1, le=4096, description="max inputs per crossbar tile")
     levels: int | None = Field(
-        None, ge=2, description="finite conductance levels per device (None: continuous)")
+        None, ge=2, le=2**24,
+        description="finite conductance levels per device, 2 … 2^24 (None: continuous)")
 
 
 class ProgrammingNoise(_Data):
     """σ_prog(G) = (c0 + c1·g + c2·g² …) µS at g_max_ref_uS, g = G/g_max; scaled by g_max/ref."""
 
-    sigma_poly_uS: list[Annotated[float, Field(allow_inf_nan=False)]] = Field(
-        default_factory=lambda: [0.0], min_length=1, max_length=6)
-    g_max_ref_uS: float = Field(25.0, gt=0)
+    sigma_poly_uS: list[Annotated[float, Field(ge=-1e4, le=1e4)]] = Field(
+        default_factory=lambda: [0.0], min_length=1, max_length=6,
+        description="polynomial coefficients c0, c1, … (µS, each in [-1e4, 1e4]); "
+        "σ_prog must be ≥ 0 over all of G/g_max ∈ [0, 1]")
+    g_max_ref_uS: Conductance_uS = Field(
+        25.0, description="g_max at which the polynomial holds, µS, in [1e-3, 1e4]")
 
     @model_validator(mode="after")
-    def _nonnegative_at_ends(self) -> ProgrammingNoise:
-        for g in (0.0, 0.5, 1.0):
-            if sum(c * g**k for k, c in enumerate(self.sigma_poly_uS)) < 0:
-                raise ValueError(f"sigma_poly_uS gives a negative σ at G/g_max = {g}")
+    def _nonnegative_on_unit_interval(self) -> ProgrammingNoise:
+        g, low = polynomial_min(self.sigma_poly_uS)
+        if low < -1e-12:
+            raise ValueError(f"sigma_poly_uS gives a negative σ ({low:.4g} µS) at "
+                             f"G/g_max = {g:.4g}; it must be ≥ 0 over all of [0, 1]")
         return self
+
+
+def polynomial_min(coeffs: list[float]) -> tuple[float, float]:
+    """(x, p(x)) where p(x) = Σ c_k x^k is smallest over x ∈ [0, 1] (ends and stationary
+    points)."""
+    poly = np.polynomial.Polynomial(coeffs)
+    xs = [0.0, 1.0]
+    if len(coeffs) > 2:
+        xs += [float(r.real) for r in poly.deriv().roots()
+               if abs(r.imag) < 1e-9 and 0.0 < r.real < 1.0]
+    values = [float(poly(x)) for x in xs]
+    i = int(np.argmin(values))
+    return xs[i], values[i]
 
 
 class ClippedLog(_Data):
     """clip(slope · ln(G/g_max) + intercept, min, max)."""
 
-    ln_slope: float = 0.0
-    intercept: float = Field(0.0)
-    min: float = Field(0.0, ge=0)
-    max: float = Field(1.0, ge=0)
+    ln_slope: float = Field(0.0, ge=-10, le=10, description="per unit ln(G/g_max), in [-10, 10]")
+    intercept: float = Field(0.0, ge=-10, le=10, description="value at G = g_max, in [-10, 10]")
+    min: Fraction = Field(0.0, description="lower clip, in [0, 1]")
+    max: Fraction = Field(1.0, description="upper clip, in [0, 1]")
 
     @model_validator(mode="after")
     def _ordered(self) -> ClippedLog:
         if self.min > self.max:
-            raise ValueError("min must not exceed max")
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         return self
 
 
@@ -69,9 +100,10 @@ class Drift(_Data):
     """G(t) = G_prog·((t + t0)/t0)^(−ν), ν = |N(ν_mean(G), ν_std(G))| drawn once per device."""
 
     enabled: bool = False
-    t0_s: float = Field(20.0, gt=0)
-    nu_mean: ClippedLog = ClippedLog()
-    nu_std: ClippedLog = ClippedLog()
+    t0_s: float = Field(20.0, ge=1e-9, le=1e9, description="drift reference time, s, in "
+                        "[1e-9, 1e9]")
+    nu_mean: ClippedLog = Field(ClippedLog(), description="mean drift exponent ν, in [0, 1]")
+    nu_std: ClippedLog = Field(ClippedLog(), description="spread of ν across devices, in [0, 1]")
     compensation: bool = Field(False, description="global drift compensation, one scalar per tile")
 
 
@@ -82,20 +114,24 @@ class ReadNoise(_Data):
     sqrt(ln((t + t0 + t_read)/(2·t_read))) when ``one_over_f`` (t since programming, s).
     """
 
-    q_coeff: float = Field(0.0, ge=0)
-    q_exp: float = Field(0.0, ge=0)
-    q_max: float = Field(1.0, ge=0)
-    g_rel_floor: float = Field(1e-3, gt=0, le=1)
+    q_coeff: float = Field(0.0, ge=0, le=10, description="relative σ at G = g_max, in [0, 10]")
+    q_exp: float = Field(0.0, ge=0, le=10, description="exponent of 1/(G/g_max), in [0, 10]")
+    q_max: float = Field(1.0, ge=0, le=10, description="cap of the relative σ, in [0, 10]")
+    g_rel_floor: float = Field(1e-3, ge=1e-9, le=1,
+                               description="smallest G/g_max in the power law, in [1e-9, 1]")
     one_over_f: bool = False
-    t_read_s: float = Field(250e-9, gt=0)
-    absolute_uS: float = Field(0.0, ge=0, description="conductance-independent σ, µS")
+    t_read_s: float = Field(250e-9, ge=1e-12, le=1e3,
+                            description="duration of one read, s, in [1e-12, 1e3]")
+    absolute_uS: ConductanceSpread_uS = Field(
+        0.0, description="conductance-independent σ, µS, in [0, 1e4]")
 
 
 class DAC(_Data):
     """Input converter: per-sample, per-tile scaling into ±input_bound, then bits."""
 
-    bits: int | None = Field(None, ge=1, le=24, description="None: no input quantization")
-    input_bound: float = Field(1.0, gt=0, description="normalized input range ±bound")
+    bits: Bits | None = Field(None, description="1 … 24; None: no input quantization")
+    input_bound: float = Field(1.0, ge=1e-3, le=1e3,
+                               description="normalized input range ±bound, in [1e-3, 1e3]")
     scaling: Literal["absmax", "none"] = Field(
         "absmax", description="absmax: each input vector of a tile scaled by its max |x|")
 
@@ -103,23 +139,25 @@ class DAC(_Data):
 class ADC(_Data):
     """Output converter of each tile, normalized units; additive output noise before it."""
 
-    bits: int | None = Field(None, ge=1, le=24, description="None: no output quantization")
+    bits: Bits | None = Field(None, description="1 … 24; None: no output quantization")
     output_bound: float | None = Field(
-        None, gt=0, description="saturation at ±bound (normalized units); None: no clipping")
-    noise_std: float = Field(0.0, ge=0, description="additive output noise σ, normalized units")
+        None, ge=1e-3, le=1e3, description="saturation at ±bound (normalized units, in "
+        "[1e-3, 1e3]); None: no clipping")
+    noise_std: float = Field(0.0, ge=0, le=1e3,
+                             description="additive output noise σ, normalized units, in [0, 1e3]")
 
     @model_validator(mode="after")
     def _bound_with_bits(self) -> ADC:
         if self.bits is not None and self.output_bound is None:
-            raise ValueError("bits needs output_bound (the quantizer's range)")
+            raise ValueError("bits needs output_bound (the quantizer's range); set both or neither")
         return self
 
 
 class Faults(_Data):
     """Devices stuck at G_min (0) or g_max, fixed per seed at programming."""
 
-    stuck_at_min_fraction: float = Field(0.0, ge=0, le=1)
-    stuck_at_max_fraction: float = Field(0.0, ge=0, le=1)
+    stuck_at_min_fraction: Fraction = Field(0.0, description="in [0, 1]")
+    stuck_at_max_fraction: Fraction = Field(0.0, description="in [0, 1]")
 
     @model_validator(mode="after")
     def _sum(self) -> Faults:
@@ -149,17 +187,25 @@ class PulsedUpdate(_Data):
     """
 
     kind: Literal["pulsed"] = "pulsed"
-    dw_min: float = Field(0.002, gt=0, description="mean step per pulse, device units")
-    dw_min_dtod: float = Field(0.3, ge=0, description="device-to-device spread of dw_min (rel.)")
-    dw_min_ctoc: float = Field(0.3, ge=0, description="cycle-to-cycle spread per pulse (rel.)")
-    up_down_dtod: float = Field(0.01, ge=0, description="spread of up/down asymmetry (rel.)")
-    w_max: float = Field(1.0, gt=0, description="upper bound, device units")
-    w_min: float = Field(-1.0, lt=0, description="lower bound, device units")
-    bounds_dtod: float = Field(0.3, ge=0, description="device-to-device spread of bounds (rel.)")
+    dw_min: float = Field(0.002, ge=1e-9, le=2,
+                          description="mean step per pulse, device units, in [1e-9, 2]")
+    dw_min_dtod: float = Field(0.3, ge=0, le=10,
+                               description="device-to-device spread of dw_min (rel.), in [0, 10]")
+    dw_min_ctoc: float = Field(0.3, ge=0, le=10,
+                               description="cycle-to-cycle spread per pulse (rel.), in [0, 10]")
+    up_down_dtod: float = Field(0.01, ge=0, le=10,
+                                description="spread of up/down asymmetry (rel.), in [0, 10]")
+    w_max: float = Field(1.0, ge=1e-6, le=100,
+                         description="upper bound, device units, in [1e-6, 100]")
+    w_min: float = Field(-1.0, ge=-100, le=-1e-6,
+                         description="lower bound, device units, in [-100, -1e-6]")
+    bounds_dtod: float = Field(0.3, ge=0, le=10,
+                               description="device-to-device spread of bounds (rel.), in [0, 10]")
     soft_bounds: bool = Field(True, description="step shrinks linearly to 0 at the bound")
-    max_pulses: int = Field(100, ge=1, description="pulses per device per update, at most")
+    max_pulses: int = Field(100, ge=1, le=1_000_000,
+                            description="pulses per device per update, at most; 1 … 1e6")
     init_fill: float = Field(0.6, gt=0, le=1, description="largest initial |w| of a tile, "
-                             "as a fraction of the bound")
+                             "as a fraction of the bound, in (0, 1]")
 
 
 Update = Annotated[IdealUpdate | NoisyWriteUpdate | PulsedUpdate, Field(discriminator="kind")]
@@ -168,7 +214,8 @@ Update = Annotated[IdealUpdate | NoisyWriteUpdate | PulsedUpdate, Field(discrimi
 class DeviceProfile(_Data):
     """A device: mapping, programming, drift, read noise, periphery, faults, update model."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                      description="letters, digits, _ . - (not starting with a dot)")
     description: str = ""
     source: str = Field(min_length=1, description="citation for the numbers")
     mapping: Mapping = Mapping()
@@ -179,6 +226,34 @@ class DeviceProfile(_Data):
     adc: ADC = ADC()
     faults: Faults = Faults()
     update: Update = IdealUpdate()
+
+    @model_validator(mode="after")
+    def _noise_within_window(self) -> DeviceProfile:
+        # σ of many conductance windows is no device; and it overflows float32 downstream.
+        g_max = self.mapping.g_max_uS
+        if self.read_noise.absolute_uS > MAX_SIGMA_WINDOWS * g_max:
+            raise ValueError(
+                f"read_noise.absolute_uS ({self.read_noise.absolute_uS:g} µS) must be at most "
+                f"{MAX_SIGMA_WINDOWS:g} × mapping.g_max_uS ({g_max:g} µS)")
+        prog = self.programming
+        coeffs = [-c for c in prog.sigma_poly_uS]  # the largest σ is minus the smallest of −σ
+        g, neg = polynomial_min(coeffs)
+        sigma = -neg * g_max / prog.g_max_ref_uS
+        if sigma > MAX_SIGMA_WINDOWS * g_max:
+            raise ValueError(
+                f"programming: sigma_poly_uS reaches σ = {sigma:.4g} µS at G/g_max = {g:.3g} "
+                f"(scaled to mapping.g_max_uS); at most {MAX_SIGMA_WINDOWS:g} × g_max_uS")
+        return self
+
+    @model_validator(mode="after")
+    def _read_before_t0(self) -> DeviceProfile:
+        # The 1/f factor sqrt(ln((t + t0 + t_read)/(2·t_read))) is real and > 0 from t = 0 on
+        # only if t_read < t0 (the model assumes a read much shorter than t0).
+        if self.read_noise.one_over_f and not self.read_noise.t_read_s < self.drift.t0_s:
+            raise ValueError(
+                f"read_noise.t_read_s ({self.read_noise.t_read_s:g} s) must be below "
+                f"drift.t0_s ({self.drift.t0_s:g} s) when read_noise.one_over_f is on")
+        return self
 
     @property
     def is_ideal(self) -> bool:
@@ -206,8 +281,8 @@ class DeviceProfile(_Data):
         if parts[-1] not in node:
             raise ProfileError(f"profile {self.name}: {dotted}: no such field")
         node[parts[-1]] = value
-        from analogsim.config.yaml_io import validate
-        return validate(DeviceProfile, data, f"profile {self.name} with {dotted}={value!r}",
+        from analogsim.config.yaml_io import shown, validate
+        return validate(DeviceProfile, data, f"profile {self.name} with {dotted}={shown(value)}",
                         ProfileError)
 
 

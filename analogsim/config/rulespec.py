@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from analogsim.config.strict import Seed, StrictData
 
 RuleName = Literal["bp", "np", "inp", "anp", "dbp", "dnp", "dinp", "danp"]
 RULE_NAMES: tuple[str, ...] = ("bp", "np", "inp", "anp", "dbp", "dnp", "dinp", "danp")
 
 
-class RuleSpec(BaseModel):
+class RuleSpec(StrictData):
     """A learning rule and its options.
 
     name: one of bp, np, inp, anp and the decorrelated dbp, dnp, dinp, danp.
@@ -23,7 +25,7 @@ class RuleSpec(BaseModel):
     n_units: N in ANP: "hidden_output" (Σ_{l≥1} N_l) or "all" (the paper's Σ_{l≥0}, input too).
     loss: per-sample loss: "sse" Σ_k (t_k − y_k)² (the paper's) or "mse" (mean over outputs).
     reduction: how per-sample updates combine over the batch: "mean" or "sum".
-    seed: seeds the rule's own generator (the perturbations it injects).
+    seed: seeds the rule's own generator (the perturbations it injects), 0 … 2³²−1.
     backward: BP/DBP on a chip: how the backward reaches each layer's inputs — "noisy_read" (a
         transposed noisy read of the same devices, the default and what a chip can do),
         "shadow" (the optimizer's digital weights) or "mean" (the devices' mean weights, an
@@ -32,19 +34,17 @@ class RuleSpec(BaseModel):
     max_abs_weight: a weight beyond this magnitude counts as divergence.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     name: RuleName
-    sigma: float = Field(1e-3, ge=0)
+    sigma: float = Field(1e-3, ge=0, le=1e3, description="in [0, 1e3]")
     baseline: Literal["clean", "noisy", "auto"] = "auto"
-    alpha: float = Field(1e-3, ge=0)
+    alpha: float = Field(1e-3, ge=0, le=1e3, description="in [0, 1e3]")
     n_units: Literal["hidden_output", "all"] = "hidden_output"
     loss: Literal["sse", "mse"] = "sse"
     reduction: Literal["mean", "sum"] = "mean"
-    seed: int = Field(0, ge=0)
+    seed: Seed = 0
     backward: Literal["noisy_read", "shadow", "mean"] | None = None
-    check_every: int = Field(50, ge=1)
-    max_abs_weight: float = Field(1e4, gt=0)
+    check_every: int = Field(50, ge=1, le=1_000_000, description="1 … 1e6")
+    max_abs_weight: float = Field(1e4, gt=0, le=1e30, description="in (0, 1e30]")
 
     @model_validator(mode="after")
     def _sigma_for_np(self) -> RuleSpec:

@@ -11,18 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from analogsim.config.rulespec import RuleSpec
+from analogsim.config.strict import MAX_SEED, Count, Seconds, Seed, StrictData
 from analogsim.config.yaml_io import read_yaml, validate
 from analogsim.errors import DataError, ScenarioError
 
 Scalar = bool | int | float | str | None
 
+#: Base of every model here: strict, finite, no unknown keys (config/strict.py).
+_Data = StrictData
 
-class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: Widest hidden layer (a 16384² float32 weight matrix is 1 GiB).
+MAX_WIDTH = 16_384
+#: Largest learning rate accepted.
+MAX_LR = 1e6
+#: Most re-programmings a timeline may schedule after training.
+MAX_REFRESHES = 100_000
 
 
 class DatasetSpec(_Data):
@@ -36,13 +43,14 @@ class DatasetSpec(_Data):
     root: str | None = Field(None, description="folder searched first for file-based sets; "
                              "relative to the scenario file")
     standardize: bool = Field(False, description="per-feature z-score with train statistics")
-    n_train: int | None = Field(None, ge=1, description="random subset of the train split")
-    n_test: int | None = Field(None, ge=1, description="random subset of the test split")
-    seed: int = Field(0, ge=0, description="draw of generated sets and of the subsets")
+    n_train: Count | None = Field(None, description="random subset of the train split")
+    n_test: Count | None = Field(None, description="random subset of the test split")
+    seed: int = Field(0, ge=0, le=MAX_SEED - 1,
+                      description="draw of generated sets and of the subsets, 0 … 2³²−2")
     validation: float = Field(
         0.0, ge=0, lt=1, description="fraction of the train split held out as the validation "
-        "split (seeded by ``seed``); η searches and peak-epoch choices read it, never the test "
-        "split")
+        "split (seeded by ``seed``), in [0, 1); η searches and peak-epoch choices read it, "
+        "never the test split")
     options: dict[str, Scalar | list[int]] = Field(
         default_factory=dict, description="options of generated sets")
 
@@ -64,9 +72,10 @@ class MLPSpec(_Data):
     """Fully connected leaky-ReLU net; input and output widths come from the data."""
 
     kind: Literal["mlp"] = "mlp"
-    hidden: list[Annotated[int, Field(ge=1)]] = Field(
-        default_factory=lambda: [256, 256, 256], description="hidden layer widths")
-    slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]] = Field(
+        default_factory=lambda: [256, 256, 256], max_length=64,
+        description=f"hidden layer widths, each 1 … {MAX_WIDTH}; at most 64 layers")
+    slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
     init: Init = Field("he", description="initial weights: he (N(0, 2/((1+slope²) fan_in)), "
                        "zero bias), normal_fan_in (N(0, 1/fan_in), zero bias) or torch_default "
                        "(U(±1/√fan_in) weights and bias)")
@@ -77,7 +86,7 @@ class ConvNetSpec(_Data):
     """The paper's convnet (3 conv layers, FC 1024, output); needs image data."""
 
     kind: Literal["convnet"] = "convnet"
-    slope: float = Field(0.01, ge=0, description="leaky-ReLU negative slope")
+    slope: float = Field(0.01, ge=0, le=1, description="leaky-ReLU negative slope, in [0, 1]")
     init: Init = Field("he", description="as the MLP's")
     bias: bool = Field(True, description="layers with a bias")
 
@@ -90,7 +99,8 @@ class SweepSpec(_Data):
 
     field: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
                        description="dotted profile field, e.g. read_noise.q_coeff")
-    values: list[Scalar] = Field(min_length=1, description="values the field takes")
+    values: list[Scalar] = Field(min_length=1, max_length=1000,
+                                 description="values the field takes (1 … 1000 of them)")
 
     @field_validator("values")
     @classmethod
@@ -106,13 +116,19 @@ class LRSearchSpec(_Data):
     finer log grid between the best coarse value's neighbours; the best final validation
     metric wins. Each trial trains ``epochs`` epochs or ``steps`` steps (give one)."""
 
-    low: float = Field(gt=0, description="smallest η of the coarse grid")
-    high: float = Field(gt=0, description="largest η of the coarse grid")
-    points: int = Field(5, ge=2, description="η values of the coarse log grid (ends included)")
-    refine: int = Field(4, ge=0, multiple_of=2, description="η values of the refined grid, "
-                        "half on each side of the best coarse value (even; 0: none)")
-    epochs: int | None = Field(None, ge=1, description="epochs of each trial run")
-    steps: int | None = Field(None, ge=1, description="training steps of each trial run")
+    low: float = Field(gt=0, le=MAX_LR, description=f"smallest η of the coarse grid, in "
+                       f"(0, {MAX_LR:g}]")
+    high: float = Field(gt=0, le=MAX_LR, description=f"largest η of the coarse grid, in "
+                        f"(0, {MAX_LR:g}]")
+    points: int = Field(5, ge=2, le=100,
+                        description="η values of the coarse log grid (ends included), 2 … 100")
+    refine: int = Field(4, ge=0, le=100, multiple_of=2, description="η values of the refined "
+                        "grid, half on each side of the best coarse value (even, 0 … 100; 0: "
+                        "none)")
+    epochs: int | None = Field(None, ge=1, le=1_000_000,
+                               description="epochs of each trial run, 1 … 1e6")
+    steps: int | None = Field(None, ge=1, le=100_000_000,
+                              description="training steps of each trial run, 1 … 1e8")
 
     @model_validator(mode="after")
     def _consistent(self) -> LRSearchSpec:
@@ -134,31 +150,36 @@ class AlignmentSpec(_Data):
     """Angles of each perturbation rule's update to BP's on the untrained network, per layer
     (the paper's Fig. 1): one batch, ``repeats`` fresh networks and perturbations."""
 
-    repeats: int = Field(10, ge=2, description="fresh networks / perturbations (s.e.m. over them)")
-    batch_size: int = Field(1000, ge=1, description="train samples in the batch")
+    repeats: int = Field(10, ge=2, le=100_000,
+                         description="fresh networks / perturbations (s.e.m. over them), 2 … 1e5")
+    batch_size: Count = Field(1000, description="train samples in the batch")
 
 
 class EvaluationSpec(_Data):
     """When and on what the learning curves are measured (on the device, noise included)."""
 
-    every_epochs: int = Field(1, ge=1, description="evaluate every N epochs (and the last)")
-    batch_size: int = Field(1000, ge=1, description="samples per evaluation forward pass")
-    train_samples: int | None = Field(
-        None, ge=1, description="evaluate the train metrics on the first N train samples")
-    n_reps: int = Field(1, ge=1, description="repeated reads of the chip per evaluation; "
-                        "metrics are their mean")
+    every_epochs: int = Field(1, ge=1, le=1_000_000,
+                              description="evaluate every N epochs (and the last), 1 … 1e6")
+    batch_size: Count = Field(1000, description="samples per evaluation forward pass")
+    train_samples: Count | None = Field(
+        None, description="evaluate the train metrics on the first N train samples")
+    n_reps: int = Field(1, ge=1, le=10_000, description="repeated reads of the chip per "
+                        "evaluation, 1 … 1e4; metrics are their mean")
 
 
 class TimelineSpec(_Data):
     """Device time: training steps spend it; inference is evaluated at times after the last
     programming; optional periodic re-programming and drift compensation."""
 
-    step_s: float = Field(0.1, ge=0, description="device seconds per training step")
-    after_programming_s: list[Annotated[float, Field(ge=0)]] = Field(
-        default_factory=list,
-        description="evaluate inference at these seconds after the last programming")
+    step_s: float = Field(0.1, ge=0, le=1e6,
+                          description="device seconds per training step, in [0, 1e6]")
+    after_programming_s: list[Seconds] = Field(
+        default_factory=list, max_length=10_000,
+        description="evaluate inference at these seconds after the last programming, each in "
+        "[0, 1e9]")
     refresh_every_s: float | None = Field(
-        None, gt=0, description="after training, re-program the weights every T seconds")
+        None, ge=1e-6, le=1e9, description="after training, re-program the weights every T "
+        f"seconds, in [1e-6, 1e9]; at most {MAX_REFRESHES:,} refreshes in all")
     drift_compensation: bool | None = Field(
         None, description="override every profile's drift.compensation")
 
@@ -169,29 +190,44 @@ class TimelineSpec(_Data):
             raise ValueError("times must be distinct")
         return sorted(times)
 
+    @model_validator(mode="after")
+    def _bounded_events(self) -> TimelineSpec:
+        if self.refresh_every_s is not None and self.after_programming_s:
+            n = max(self.after_programming_s) / self.refresh_every_s
+            if n > MAX_REFRESHES:
+                raise ValueError(
+                    f"refresh_every_s = {self.refresh_every_s:g} with after_programming_s up "
+                    f"to {max(self.after_programming_s):g} s means {n:.3g} refreshes; at most "
+                    f"{MAX_REFRESHES:,} (raise refresh_every_s)")
+        return self
+
 
 class Scenario(_Data):
     """A grid of training runs: profiles (× sweep values) × rules × baselines × seeds."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+                      description="a safe folder name: letters, digits, _ . - (not starting "
+                      "with a dot)")
     description: str = ""
     dataset: DatasetSpec
     model: ModelSpec = MLPSpec()
-    profiles: list[str] = Field(min_length=1, description="shipped names or YAML paths "
-                                "(relative to the scenario file)")
+    profiles: list[str] = Field(min_length=1, max_length=1000,
+                                description="shipped names or YAML paths (relative to the "
+                                "scenario file)")
     sweep: SweepSpec | None = None
-    rules: list[RuleSpec] = Field(min_length=1)
+    rules: list[RuleSpec] = Field(min_length=1, max_length=1000)
     baselines: list[Literal["clean", "noisy", "auto"]] | None = Field(
         None, min_length=1, description="crossed with every perturbation rule")
     skip_impossible: bool = Field(
         False, description="drop clean-baseline cells on hardware profiles instead of failing")
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
+    seeds: list[Seed] = Field(min_length=1, max_length=10_000, description="each 0 … 2³²−1")
+    epochs: int = Field(ge=1, le=1_000_000, description="1 … 1e6")
+    batch_size: Count = Field(description="1 … 1e8")
     drop_last: bool = Field(False, description="drop the last, smaller batch of an epoch")
-    lr: float | dict[str, float] | LRFrom | None = Field(
-        None, description="η for every rule, per rule name (or label), or {from: RESULTS} "
-        "(the η an earlier run's search chose)")
+    lr: Annotated[float, Field(gt=0, le=MAX_LR)] | dict[
+        str, Annotated[float, Field(gt=0, le=MAX_LR)]] | LRFrom | None = Field(
+        None, description=f"η for every rule (each in (0, {MAX_LR:g}]), per rule name (or "
+        "label), or {from: RESULTS} (the η an earlier run's search chose)")
     lr_search: LRSearchSpec | None = None
     alignment: AlignmentSpec | None = None
     evaluation: EvaluationSpec = EvaluationSpec()
@@ -239,7 +275,8 @@ class Scenario(_Data):
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         if (self.lr is None) == (self.lr_search is None):
-            raise ValueError("give exactly one of lr (η per rule) and lr_search")
+            raise ValueError("lr, lr_search: give exactly one of lr (η per rule) and "
+                             "lr_search")
         if self.lr_search is not None and self.dataset.validation == 0:
             raise ValueError("lr_search picks η on the validation split: set "
                              "dataset.validation (e.g. 0.1)")
@@ -255,10 +292,11 @@ class Scenario(_Data):
         if self.baselines is not None:
             for i, spec in enumerate(self.rules):
                 if "baseline" in spec.model_fields_set:
-                    raise ValueError(f"rules[{i}] sets baseline and the scenario sets "
+                    raise ValueError(f"rules.{i}.baseline, baselines: rules[{i}] sets "
+                                     "baseline and the scenario sets "
                                      "baselines; set it in one place")
         if len({r.model_dump_json() for r in self.rules}) != len(self.rules):
-            raise ValueError("a rule is listed twice; list each rule once")
+            raise ValueError("rules: a rule is listed twice; list each rule once")
         return self
 
     def rule_keys(self) -> list[str]:

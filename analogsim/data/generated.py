@@ -26,10 +26,14 @@ def rng(seed: int, tag: str, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(tag.encode()), STREAMS[stream]])
 
 
+#: Largest size option (rows, inputs, widths) of a generated set.
+MAX_SIZE = 10_000_000
+
+
 def positive_int(name: str, value: object) -> int:
-    """``value`` if it is an int ≥ 1, else DataError naming option ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise DataError(f"option {name} must be an int >= 1, got {value!r}")
+    """``value`` if it is an int in 1 … ``MAX_SIZE``, else DataError naming option ``name``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+        raise DataError(f"option {name} must be an int in 1 … {MAX_SIZE:,}, got {value!r}")
     return value
 
 

@@ -189,6 +189,15 @@ def _tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
+def _check_finite(name: str, split: str, what: str, values: np.ndarray) -> None:
+    """Raise ``DataError`` naming the first row of ``values`` holding NaN or ±inf (float32)."""
+    ok = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if not ok.all():
+        first = int(np.argmin(ok))
+        raise DataError(f"dataset {name} ({split} split): {what} of row {first} is NaN or "
+                        f"infinite ({int((~ok).sum())} such rows); fix or drop them")
+
+
 def load(name: str, split: str, root: str | os.PathLike[str] | None = None, *,
          flatten: bool = True, standardize: bool = False, seed: int = 0,
          **options: Any) -> Dataset:
@@ -225,8 +234,11 @@ def load(name: str, split: str, root: str | os.PathLike[str] | None = None, *,
     else:
         assert raw.targets is not None
         y, labels, task = raw.targets.astype(np.float32, copy=False), None, "regression"
+    x = np.asarray(x, dtype=np.float32)
+    _check_finite(name, split, "input", x)
+    _check_finite(name, split, "target", y)
     return Dataset(
-        name=name, split=split, x=_tensor(np.asarray(x, dtype=np.float32)), y=_tensor(y),
+        name=name, split=split, x=_tensor(x), y=_tensor(y),
         labels=labels, classes=raw.classes, task=task, source=raw.source,
         image_shape=raw.image_shape,
         target_mean=None if raw.target_mean is None else _tensor(raw.target_mean),

@@ -190,10 +190,18 @@ def check_data(scenario: Scenario, source: str) -> DataInfo:
         train, val, test = load_splits(scenario.dataset, scenario.folder, flatten)
     except DataError as err:
         raise ScenarioError(f"{source}: dataset: {err}") from None
+    except MemoryError:
+        raise ScenarioError(f"{source}: dataset: out of memory loading it; ask for fewer or "
+                            "smaller samples (n_train, n_test, options)") from None
     try:
         digital_network(scenario.model, train.input_shape, train.n_outputs, 0)
     except ValueError as err:
         raise ScenarioError(f"{source}: model: {err}") from None
+    except (MemoryError, RuntimeError) as err:  # torch's allocator raises RuntimeError
+        if isinstance(err, RuntimeError) and "alloc" not in str(err).lower():
+            raise
+        raise ScenarioError(f"{source}: model: out of memory building it; use narrower or "
+                            "fewer hidden layers") from None
     return DataInfo(train.input_shape, train.n_outputs, train.task, len(train),
                     0 if val is None else len(val), len(test))
 

@@ -3,7 +3,8 @@ then the cells; record, plot.
 
 The results folder holds ``manifest.json`` (scenario, its hash, versions, seeds, device,
 splits, cells), ``records.jsonl`` (see ``records``) and, with ``lr_search``,
-``lr_search.jsonl`` (see ``lr_store``). Only this coordinating process writes them.
+``lr_search.jsonl`` (see ``lr_store``). Only this coordinating process writes them, and only
+while it holds the folder's lock (``records.folder_lock``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from analogsim.runner.cell import CellJob, CellResult
 from analogsim.runner.grid import Cell, Grid, plan
 from analogsim.runner.lr_store import SEARCH, append_search, read_search
 from analogsim.runner.progress import GridProgress
-from analogsim.runner.records import MANIFEST, RECORDS, RecordStore, write_json
+from analogsim.runner.records import (
+    MANIFEST,
+    RECORDS,
+    FolderBusy,
+    RecordStore,
+    folder_lock,
+    mark_nonfinite,
+    write_json,
+)
 
 Executor = Literal["local", "ray"]
 
@@ -169,7 +178,10 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         show_progress: one progress display on stderr (cells done/total, ETA, last result).
 
     Raises ``ScenarioError`` (and nothing else on purpose) before any training if the
-    scenario or the results folder is unusable.
+    scenario or the results folder is unusable, or another run holds the folder (the run
+    holds an exclusive lock on it from before it reads the folder until its records are
+    final). A cell whose metrics come out NaN or infinite is recorded as diverged, with
+    the metrics named in ``diverged_what``, never as done.
     """
     t0 = time.perf_counter()
     if isinstance(scenario, Scenario):
@@ -186,7 +198,28 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         jobs = 1 if grid.scenario.device == "cuda" else max(1, min(cores, len(grid.cells)))
     folder = Path(out) if out is not None else Path(grid.scenario.output or
                                                     f"results/{grid.scenario.name}")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ScenarioError(f"{folder}: cannot create the results folder: "
+                            f"{err.strerror}") from None
+    try:
+        with folder_lock(folder):
+            report = _run_locked(grid, folder, src, executor, jobs, threads, resume, fresh,
+                                 verbose, ray_address)
+    except FolderBusy as err:
+        raise ScenarioError(str(err)) from None
+    report.wall_s = time.perf_counter() - t0
+    if report.failed:
+        sys.stderr.write(f"{len(report.failed)} cell(s) failed; rerun with --resume to retry "
+                         "them\n")
+    return report
+
+
+def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: int,
+                threads: int | None, resume: bool, fresh: bool, verbose: bool,
+                ray_address: str | None) -> RunReport:
+    """The run proper, while this process holds the results folder's lock."""
     previous = _prepare(folder, grid, resume, fresh)
     if threads is None:
         threads = int((previous or {}).get("threads_per_cell") or
@@ -235,16 +268,22 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         progress.line(f"[η search] {res.cell_id}: {res.summary} ({res.wall_s:.1f} s)")
 
     def on_done(res: CellResult) -> None:
+        status, summary = res.status, res.summary
+        if status == "done":
+            reason = mark_nonfinite(res.rows)  # never a "done" cell with NaN metrics
+            if reason is not None:
+                status, summary = "diverged", f"diverged: {reason}"
         store.append_cell(res.rows)
         report.ran.append(res.cell_id)
-        if res.status == "diverged":
+        if status == "diverged":
             report.diverged.append(res.cell_id)
         manifest["cell_wall_s"][res.cell_id] = round(res.wall_s, 3)
-        progress.cell_done(res.cell_id, res.summary)
+        progress.cell_done(res.cell_id, summary)
 
     def on_error(job: CellJob, message: str) -> None:
         what = job.cell.group if job.search else job.cell.id
         report.failed[what] = message
+        manifest.setdefault("failed", {})[what] = message
         progress.line(f"{'η search' if job.search else 'cell'} {what} failed: {message}")
 
     try:
@@ -261,8 +300,4 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
         manifest["complete"] = report.complete
         write_json(folder / MANIFEST, manifest)
     store.finalize([c.id for c in grid.cells])
-    report.wall_s = time.perf_counter() - t0
-    if report.failed:
-        sys.stderr.write(f"{len(report.failed)} cell(s) failed; rerun with --resume to retry "
-                         "them\n")
     return report
