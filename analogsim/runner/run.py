@@ -206,7 +206,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
     try:
         with folder_lock(folder):
             report = _run_locked(grid, folder, src, executor, jobs, threads, resume, fresh,
-                                 verbose, ray_address)
+                                 verbose, ray_address, show_progress)
     except FolderBusy as err:
         raise ScenarioError(str(err)) from None
     report.wall_s = time.perf_counter() - t0
@@ -218,7 +218,7 @@ def run_scenario(scenario: str | Path | Scenario, out: str | Path | None = None,
 
 def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: int,
                 threads: int | None, resume: bool, fresh: bool, verbose: bool,
-                ray_address: str | None) -> RunReport:
+                ray_address: str | None, show_progress: bool = True) -> RunReport:
     """The run proper, while this process holds the results folder's lock."""
     previous = _prepare(folder, grid, resume, fresh)
     if threads is None:
