@@ -6,6 +6,7 @@ Every user error is one line on stderr and exit code 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -115,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnalogsimError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (``| head``)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except MemoryError:
         print("error: out of memory: the scenario or profile asks for more than this machine "
               "has (model widths, dataset sizes, batch sizes)", file=sys.stderr)
