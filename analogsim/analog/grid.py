@@ -60,10 +60,6 @@ class TileGrid:
         return (a.reshape(self.n_col, self.ci, self.n_row, self.ro).permute(0, 2, 3, 1)
                 .reshape(self.n_col * self.n_row, self.ro, self.ci))
 
-    def per_crossbar(self, a: Tensor) -> Tensor:
-        """(C, k, out_p) → (C, k, R, ro): the outputs of each crossbar on their own axis."""
-        return a.reshape(a.shape[0], a.shape[1], self.n_row, self.ro)
-
     def tile_max(self, a: Tensor) -> Tensor:
         """Max over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)."""
         m = a.reshape(self.n_col, self.ci, self.n_row, self.ro).amax(dim=(1, 3))  # (C, R)

@@ -114,13 +114,6 @@ def q_s(g_prog: Tensor, cfg: ReadNoise) -> Tensor:
     return (cfg.q_coeff / g_prog.clamp_min(cfg.g_rel_floor) ** cfg.q_exp).clamp_max(cfg.q_max)
 
 
-def read_sigma_rel(g_prog_uS: Tensor, g_max_uS: float, cfg: ReadNoise, dt_s: float,
-                   t0_s: float) -> Tensor:
-    """Relative read-noise σ at dt seconds since programming: Q_s(G_prog)·1/f factor. It
-    multiplies |G(t)|, the drifted conductance."""
-    return q_s(g_prog_uS / g_max_uS, cfg) * one_over_f_factor(cfg, dt_s, t0_s)
-
-
 # ------------------------------------------------------------------------------ periphery
 def quantize(x: Tensor, bits: int, bound: float) -> Tensor:
     """Symmetric signed quantizer: 2**bits − 1 levels k·step, |k| ≤ 2^(b−1) − 1,

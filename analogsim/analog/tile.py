@@ -89,8 +89,8 @@ class AnalogTile(nn.Module):
         rn = profile.read_noise
         self._rel_noise = rn.q_coeff > 0 and rn.q_max > 0
         real = torch.zeros(self.grid.out_padded, dtype=torch.bool, device=self.device)
-        real[: out_features] = True
-        self._real_out = real  # (out_p,) outputs that exist (the rest is padding)
+        real[: out_features] = True  # outputs that exist (the rest is padding)
+        self.register_buffer("_real_out", real, persistent=False)
         self._version = 0
         self._cache_key: tuple[int, float, str] | None = None
         self._cache: ReadModel | None = None
@@ -379,15 +379,3 @@ class AnalogTile(nn.Module):
         self.clock.advance_to(float(state["clock_s"]))  # type: ignore[arg-type]
         self._version += 1  # the loaded buffers are a new device state
         self._cache_key = None
-
-    # ----------------------------------------------------------------------------- reports
-    @property
-    def last_programmed_s(self) -> float:
-        """Device time (s) of the most recent write of any device (host sync)."""
-        return float(self.state.t_prog.max())
-
-    def conductance_stats(self) -> dict[str, float]:
-        """Summary of the programmed state (mean/max µS) for reports."""
-        g_max = self.profile.mapping.g_max_uS
-        return {"g_mean_uS": float(self.state.g_prog.mean()) * g_max,
-                "g_max_uS": float(self.state.g_prog.max()) * g_max}
