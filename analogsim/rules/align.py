@@ -60,14 +60,16 @@ def alignment(model_factory: Callable[[int], nn.Module], inputs: Tensor, targets
     ``model_factory(repeat)`` builds the (analogized) network; with
     ``new_network_each_repeat`` each repeat uses a fresh random network (the paper's random
     repeats), else repeat 0's network with fresh perturbations only. BP is computed on the
-    same network and batch. Options (sigma, baseline, …) go to every perturbation rule.
+    same network and batch; on a chip its backward runs through the devices' mean weights
+    (``backward: mean``): the reference is the gradient of the chip's expected response, not
+    one noisy estimate of it. Options (sigma, baseline, …) go to every perturbation rule.
     """
     angles: dict[str, list[list[float]]] = {}
     model = model_factory(0)
     for rep in range(repeats):
         if new_network_each_repeat and rep > 0:
             model = model_factory(rep)
-        make("bp").fill_grads(model, inputs, targets)
+        make("bp", backward="mean").fill_grads(model, inputs, targets)
         ref = _weight_grads(model)
         for r in rules:
             spec = r if isinstance(r, RuleSpec) else RuleSpec(name=r, **options)  # type: ignore[arg-type]
