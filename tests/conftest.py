@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from nets import make_mlp
@@ -17,3 +19,11 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture
 def mlp_factory():
     return make_mlp
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads() -> Iterator[None]:
+    """Runs set torch's thread count (``--threads``); every test gets its own back."""
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)

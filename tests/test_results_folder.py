@@ -14,12 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 
 from analogsim import data
@@ -40,11 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "scenarios" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads() -> Iterator[None]:
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def small_scenario(folder: Path, **changes: object) -> Path:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from analogsim.runner import read_records, run_scenario
 
@@ -16,11 +14,6 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'anal
 TINY = Path(__file__).resolve().parent / "scenarios" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads() -> Iterator[None]:
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def test_ray_executor_runs_the_grid_as_tasks(tmp_path: Path) -> None:
