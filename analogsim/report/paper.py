@@ -665,9 +665,12 @@ def section_hw_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
            ("The question the paper could not ask: on a device whose noise the learning rule "
            "cannot see or switch off, does DANP keep its lead over DNP? Every pass reads the "
            "device's own noise; both rules run with the noisy baseline and the paper's "
-           "σ = 1e-3; η as in the ideal Fig.-4 run.\n")]
+           "σ = 1e-3; " + ("η searched per profile and rule on the validation split (see the "
+                          "η searches below)" if searched(run) else "η as in the ideal Fig.-4 "
+                          "run") + ". BP, where present, backpropagates by a transposed "
+           "noisy read of the same devices (what a chip can do).\n")]
     profiles = [p for p in dict.fromkeys(r["profile_label"] for r in run.cells)]
-    out.append(accuracy_table(run, None, baselines=("noisy",), profiles=profiles))
+    out.append(accuracy_table(run, None, baselines=("noisy", None), profiles=profiles))
     if ideal is not None:
         n_ep = run.sc["epochs"]
 
