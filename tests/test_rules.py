@@ -130,6 +130,10 @@ def test_rulespec_validation() -> None:
     with pytest.raises(ValueError):
         RuleSpec(name="anp", colour=1)
     assert make("dinp").spec.decorrelated and make("dinp").spec.base == "inp"
+    with pytest.raises(ValueError, match=r"^rule: name: .*\(got 'dnpp'\); did you mean 'dnp'"):
+        make("dnpp")  # one line, with a suggestion
+    with pytest.raises(ValueError, match=r"^rule: sigmaa: unknown field .*did you mean 'sigma'"):
+        make("danp", sigmaa=1e-3)
 
 
 def test_divergence_is_detected_with_its_step() -> None:

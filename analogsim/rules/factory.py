@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
+
 from analogsim.config.rulespec import RuleSpec
+from analogsim.config.yaml_io import format_validation_error
 from analogsim.rules.base import LearningRule
 from analogsim.rules.bp import BP
 from analogsim.rules.decorrelation import Decorrelated
@@ -14,11 +17,16 @@ _BASE: dict[str, type[LearningRule]] = {"bp": BP, "np": NP, "inp": INP, "anp": A
 
 
 def make(spec: str | RuleSpec, **options: Any) -> LearningRule:
-    """``make("danp", sigma=1e-3, baseline="noisy", alpha=1e-3)`` or ``make(RuleSpec(...))``."""
-    if isinstance(spec, str):
-        spec = RuleSpec(name=spec, **options)  # type: ignore[arg-type]
-    elif options:
-        spec = spec.model_copy(update=options)
-        spec = RuleSpec.model_validate(spec.model_dump())
+    """``make("danp", sigma=1e-3, baseline="noisy", alpha=1e-3)`` or ``make(RuleSpec(...))``.
+
+    A bad name or option raises ``ValueError`` with one line per problem (and a "did you mean"
+    for a misspelt name or option).
+    """
+    data = ({"name": spec, **options} if isinstance(spec, str)
+            else {**spec.model_dump(), **options})
+    try:
+        spec = RuleSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ValueError(format_validation_error("rule", exc, data, RuleSpec)) from None
     rule = _BASE[spec.base](spec)
     return Decorrelated(rule) if spec.decorrelated else rule
