@@ -222,6 +222,17 @@ def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
     partial = tiny(tmp_path, name="partial", lr={"from": str(out)}, profiles=["rram"])
     with pytest.raises(ScenarioError, match="lr.from: .* no finished η search for rram/bp"):
         plan(load_scenario(partial), str(partial))
+    # one η per rule for both baselines: the clean cells take the noisy search's choice
+    both = tiny(tmp_path, name="both", lr={"from": str(out), "baseline": "noisy"},
+                profiles=["ideal"], baselines=["clean", "noisy"])
+    grid = plan(load_scenario(both), str(both))
+    assert {c.id: c.lr for c in grid.cells} == {
+        f"ideal/{tag}/s{s}": chosen["ideal/bp" if tag == "bp" else "ideal/danp-noisy"]
+        for tag in ("danp-clean", "danp-noisy", "bp") for s in (0, 1)}
+    own = tiny(tmp_path, name="own", lr={"from": str(out)}, profiles=["ideal"],
+               baselines=["clean"])
+    with pytest.raises(ScenarioError, match="no finished η search for ideal/danp-clean"):
+        plan(load_scenario(own), str(own))
 
 
 # ---------------------------------------------------------------- initialisation

@@ -144,6 +144,9 @@ class LRFrom(_Data):
 
     from_: str = Field(alias="from", min_length=1, description="results folder holding "
                        "lr_search.jsonl (relative to the scenario file)")
+    baseline: Literal["clean", "noisy"] | None = Field(
+        None, description="take every baseline's η from this baseline's search (the paper's "
+        "one η per rule for both baselines); unset: each baseline from its own search")
 
 
 class AlignmentSpec(_Data):

@@ -214,11 +214,18 @@ def lr_from_folder(scenario: Scenario, cells: list[Cell], source: str) -> list[C
         raise ScenarioError(f"{source}: lr.from: {folder} holds no {SEARCH} (a results folder "
                             "of a run with lr_search)")
     chosen = chosen_lr(folder)
-    missing = sorted({c.group for c in cells if c.group not in chosen})
+    use = scenario.lr.baseline
+
+    def source_group(c: Cell) -> str:
+        if use is None or c.baseline is None:
+            return c.group
+        return c.group[: -len(c.baseline)] + use  # "pcm/danp-noisy" → "pcm/danp-clean"
+
+    missing = sorted({source_group(c) for c in cells if source_group(c) not in chosen})
     if missing:
         raise ScenarioError(f"{source}: lr.from: {folder} has no finished η search for "
                             f"{', '.join(missing)} (it has: {', '.join(sorted(chosen)) or 'none'})")
-    return [dataclasses.replace(c, lr=chosen[c.group]) for c in cells]
+    return [dataclasses.replace(c, lr=chosen[source_group(c)]) for c in cells]
 
 
 def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = None,
