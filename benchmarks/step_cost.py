@@ -74,7 +74,18 @@ def main() -> None:
     for r in RULES:  # warm-up
         step(r)
     times: dict[str, list[float]] = {r: [] for r in (*RULES, *parts, "Bwd")}
-    t_write, t_pulse = [], []
+    t_write, t_pulse, t_refresh = [], [], []
+    tiles = [m._tile for m in nets["anp"].modules() if hasattr(m, "_tile")]
+
+    def refresh() -> None:  # the read model at a new device time, every layer
+        for tile in tiles:
+            tile.read_model()
+
+    for _ in range(2):  # warm-up of the writes and the refresh (compiled kernels, if any)
+        clock.advance(0.1)
+        program(nets["bp"])
+        program(pulsed)
+        refresh()
     for _ in range(reps):
         for r in RULES:
             times[r].append(timed(lambda r=r: step(r), device))
@@ -88,6 +99,8 @@ def main() -> None:
             for p in pulsed.parameters():
                 p.add_(1e-3)
         t_pulse.append(timed(lambda: program(pulsed), device))
+        clock.advance(0.1)
+        t_refresh.append(timed(refresh, device))
     med = {r: statistics.median(v) for r, v in times.items()}
     print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "
           f"{torch.get_num_threads()}; pcm profile, noisy baseline")
@@ -95,6 +108,8 @@ def main() -> None:
         print(f"{r:>5} step: {med[r] * 1e3:8.1f} ms")
     print(f"device write, noisy_write (pcm): {statistics.median(t_write) * 1e3:8.1f} ms per step")
     print(f"device write, pulsed (rram):     {statistics.median(t_pulse) * 1e3:8.1f} ms per step")
+    print(f"read-model refresh (pcm):        {statistics.median(t_refresh) * 1e3:8.1f} ms per "
+          "step (the clock moved)")
     ms = {k: f"{v * 1e3:.1f} ms" for k, v in med.items()}
     print(f"parts (cached device state): analog forward F {ms['F']}, two passes sharing the "
           f"input layer F2 {ms['F2']}, BP backward (input and weight grads) {ms['Bwd']}, "
@@ -103,6 +118,8 @@ def main() -> None:
           f"{(med['F2'] + med['G']) / (med['F'] + med['Bwd']):.2f}x; with an analog forward as "
           f"cheap as the digital one, (2D + G)/(D + backward): "
           f"{(2 * med['D'] + med['G']) / (med['D'] + med['Bwd']):.2f}x")
+    print(f"noisy write / bp step: {statistics.median(t_write) / med['bp']:.2f}x")
+    print(f"read-model refresh / bp step: {statistics.median(t_refresh) / med['bp']:.2f}x")
     print(f"inp/bp step: {med['inp'] / med['bp']:.2f}x")
     print(f"anp/bp step: {med['anp'] / med['bp']:.2f}x")
     print(f"danp/dbp step: {med['danp'] / med['dbp']:.2f}x")

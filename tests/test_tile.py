@@ -252,9 +252,10 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
     layer(xg).sum().backward()
     assert xg.grad is not None and bool(torch.isfinite(xg.grad).all())
     rec = numerics.describe("fast")
-    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance"}
+    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance",
+                                                    "fused"}
     assert numerics.describe("exact") == {"numerics": "exact", "int8_mean": False,
-                                          "bf16_variance": False}
+                                          "bf16_variance": False, "fused": False}
     with pytest.raises(ValueError, match="exact, fast"):
         analogsim.AnalogLinear(torch.ones(2, 2), None, p, seed=0, numerics="quick")
 

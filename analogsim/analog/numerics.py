@@ -57,18 +57,22 @@ def _best_ms(fn, repeats: int = 5) -> float:
 
 @functools.cache
 def fast_paths(device_type: str) -> dict[str, bool]:
-    """Which fast paths pay on this host's ``device_type``, measured once per process against
-    float32 on a (256 × 512) @ (512 × 512) product: ``int8_mean`` and ``bf16_variance``."""
+    """Which fast paths pay on this host's ``device_type``, measured once per process:
+    ``int8_mean`` and ``bf16_variance`` against float32 on a (256 × 512) @ (512 × 512)
+    product, ``fused`` (compiled device math, ``analogsim.analog.fused``) against the
+    step-by-step passes on a million devices."""
+    from analogsim.analog import fused
+
     if device_type == "cuda":
-        return {"int8_mean": False, "bf16_variance": True}
+        return {"int8_mean": False, "bf16_variance": True, "fused": fused.compiled_ok()}
     if device_type != "cpu":
-        return {"int8_mean": False, "bf16_variance": False}
+        return {"int8_mean": False, "bf16_variance": False, "fused": False}
     g = torch.Generator().manual_seed(0)
     u = torch.randint(-127, 128, (256, 512), generator=g).float()
     w = torch.randn(512, 512, generator=g)
     f32 = _best_ms(lambda: u @ w)
     bf = _best_ms(lambda: u.bfloat16() @ w.bfloat16())
-    out = {"int8_mean": False, "bf16_variance": bf < 0.9 * f32}
+    out = {"int8_mean": False, "bf16_variance": bf < 0.9 * f32, "fused": fused.pays()}
     if cpu_int_mm():
         u8 = u.to(torch.int8)
         w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
@@ -81,7 +85,8 @@ def describe(numerics: Numerics, device: torch.device | str = "cpu") -> dict[str
     """What a run records: the setting and, for ``"fast"``, the paths taken on ``device``."""
     dev = torch.device(device)
     paths = fast_paths(dev.type) if numerics == "fast" else {"int8_mean": False,
-                                                              "bf16_variance": False}
+                                                              "bf16_variance": False,
+                                                              "fused": False}
     return {"numerics": numerics, **paths}
 
 

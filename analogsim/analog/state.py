@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import physics
+from analogsim.analog import fused, physics
 from analogsim.analog.grid import TileGrid
 from analogsim.config.profile import DeviceProfile, PulsedUpdate
 
@@ -119,6 +119,23 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
         buf = getattr(state, name)
         torch.where(changed, t, buf, out=buf)
     state.t_prog.masked_fill_(changed, now_s)
+
+
+def program_fused(state: DeviceState, w_n: Tensor, now_s: float, profile: DeviceProfile,
+                  normals: Callable[[tuple[int, ...]], Tensor], noisy: bool, partial: bool,
+                  mask: Tensor | None, fusion: fused.Fusion) -> None:
+    """``program`` of the targets of normalized weights ``w_n`` (C, ci, out_p) in one
+    compiled pass (``fused.program_into``): the same physics and the same normals. ``partial``:
+    only the devices whose target changed (and ``mask``, if given); else all."""
+    p = profile
+    prog = noisy and any(c != 0 for c in p.programming.sigma_poly_uS)
+    kinds = int(prog) + int(p.drift.enabled)
+    xi = normals((kinds, *state.g_target.shape)) if kinds else None
+    bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
+    now = torch.tensor(now_s, dtype=torch.float64, device=w_n.device)
+    kern = fused.kernel("program_into", fusion.structure)
+    kern(bufs, state.t_prog, w_n, xi, state.stuck_low, state.stuck_high, now, fusion.c,
+         fusion.poly, fusion.structure, noisy, partial, mask)
 
 
 def conductances(state: DeviceState, now_s: float, profile: DeviceProfile

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import normals, periphery, physics
+from analogsim.analog import fused, normals, periphery, physics
 from analogsim.analog import numerics as num
 from analogsim.analog import state as st
 from analogsim.analog.grid import TileGrid
@@ -96,6 +96,8 @@ class AnalogTile(nn.Module):
         self._cache: ReadModel | None = None
         self._gen2: torch.Generator | None = None  # second-half normals (``normals.randn``)
         self._numerics = num.check(numerics)
+        self._fusion = fused.Fusion.of(profile, self.conv.a / self.conv.b, self.state.has_faults,
+                                       self.device)
 
     # ------------------------------------------------------------------------------- settings
     @property
@@ -111,7 +113,7 @@ class AnalogTile(nn.Module):
     def _paths(self) -> dict[str, bool]:
         """The fast paths in effect: int8 mean only with integer DAC codes of ≤ 8 bits."""
         if self._numerics == "exact":
-            return {"int8_mean": False, "bf16_variance": False}
+            return {"int8_mean": False, "bf16_variance": False, "fused": False}
         paths = dict(num.fast_paths(self.device.type))
         dac_bits = self.profile.dac.bits
         paths["int8_mean"] = paths["int8_mean"] and dac_bits is not None and dac_bits <= 8
@@ -148,9 +150,13 @@ class AnalogTile(nn.Module):
         else:
             s.scale.copy_(scale)
             w_n = w / scale
-        target = st.targets(w_n, self.profile)
-        changed = None if first or all_devices else target != s.g_target
-        st.program(s, target, self.clock.now, self.profile, self._normals, noisy, changed)
+        if self._paths()["fused"]:
+            st.program_fused(s, w_n, self.clock.now, self.profile, self._normals, noisy,
+                             not (first or all_devices), None, self._fusion)
+        else:
+            target = st.targets(w_n, self.profile)
+            changed = None if first or all_devices else target != s.g_target
+            st.program(s, target, self.clock.now, self.profile, self._normals, noisy, changed)
         self._written()
 
     def apply_increment(self, delta: Tensor) -> None:
@@ -176,7 +182,9 @@ class AnalogTile(nn.Module):
         self._cache_key = None
         if self.compensated:
             # reference read just after programming, against which later reads compensate
-            self.comp_ref.copy_(self._readout(self._read_model_at(self.clock.now, gain=False)))
+            # (one input row: the float32 product, no int8 digits to make)
+            m = self._read_model_at(self.clock.now, gain=False, digits=False)
+            self.comp_ref.copy_(self._readout(m))
 
     # ----------------------------------------------------------------------------- read model
     def read_model(self) -> ReadModel:
@@ -187,20 +195,29 @@ class AnalogTile(nn.Module):
             self._cache_key = key
         return self._cache
 
-    def _read_model_at(self, now_s: float, gain: bool) -> ReadModel:
+    def _read_model_at(self, now_s: float, gain: bool, digits: bool = True) -> ReadModel:
         """Drifted mean weights and read variances at ``now_s``.
 
         Read noise per device: var = (|G(t)|·σ_rel)² + σ_abs², σ_rel = Q_s(G_prog)·1/f factor
         of the device's own time since programming (Nandakumar et al. 2019's model).
         """
         p, s, cv = self.profile, self.state, self.conv
+        paths = self._paths()
+        rn = p.read_noise
+        noise = self._rel_noise or rn.absolute_uS > 0
+        if paths["fused"]:
+            now = torch.tensor(now_s, dtype=torch.float64, device=self.device)
+            fz = self._fusion
+            kern = fused.kernel("read_fields", fz.structure)
+            w, var = kern(s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise)
+            if var is not None and paths["bf16_variance"]:
+                var = var.to(torch.bfloat16)
+            return self._finish_read_model(w, var, paths, gain, digits)
         g, dt = st.conductances(s, now_s, p)
         unit = cv.a / cv.b  # normalized weight → ADC codes per DAC code
         w = s.weight_n(g, p.mapping.differential).mul_(unit)
-        paths = self._paths()
         var = None
-        rn = p.read_noise
-        if self._rel_noise or rn.absolute_uS > 0:
+        if noise:
             pair = 1.0 if p.mapping.differential else 4.0  # w_n = 2g − 1
             v = torch.zeros(self.grid.shape, device=self.device)
             if self._rel_noise:
@@ -212,12 +229,20 @@ class AnalogTile(nn.Module):
                 v.add_(g.shape[0] * (rn.absolute_uS / p.mapping.g_max_uS) ** 2)
             v.mul_(pair * unit**2)
             var = v.to(torch.bfloat16) if paths["bf16_variance"] else v
+        return self._finish_read_model(w, var, paths, gain, digits)
+
+    def _finish_read_model(self, w: Tensor, var: Tensor | None, paths: dict[str, bool],
+                           gain: bool, digits: bool) -> ReadModel:
+        """The read model of mean weights ``w`` and variances ``var``: output noise, int8
+        digits on that path (if ``digits``), and the compensation gain (a reference read) if
+        ``gain``."""
+        p, cv = self.profile, self.conv
         out_var = None
         if p.adc.noise_std > 0:
             out_var = torch.full((1, 1, 1), (p.adc.noise_std / cv.b) ** 2, device=self.device,
                                  dtype=var.dtype if var is not None else torch.float32)
         m = ReadModel(w, var, out_var, None)
-        if paths["int8_mean"]:
+        if paths["int8_mean"] and digits:
             m.wq, m.ws = num.int8_digits(w)
         if gain:
             now = self._readout(m)

@@ -1,0 +1,282 @@
+"""The element-wise device math of a tile as single passes: the read model at a device time
+and the re-programming of a write.
+
+Each function here is plain torch on whole device arrays and means exactly what the
+step-by-step code in ``state`` and ``tile`` means (the float32 reference path, used by
+``numerics: "exact"``). Under ``numerics: "fast"`` the tile calls them through
+``torch.compile`` (``kernel``), which turns each into one loop over the devices instead of a
+chain of ~20 passes that each read and write every device array. Profile constants travel as
+one float64 tensor (``Consts``) so that one compiled kernel serves every tile and profile of a
+structure; only the structure (which effects are on) picks the kernel.
+
+Shapes: device arrays (D, C, ci, out_p), D = 2 for a differential pair, else 1; per-weight
+outputs (C, ci, out_p).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from analogsim.config.profile import DeviceProfile
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Which effects a profile has on (what the compiled kernels specialise on)."""
+
+    differential: bool
+    drift: bool
+    rel_noise: bool  # 1/f-type read noise relative to G (Q_s)
+    one_over_f: bool
+    abs_noise: bool
+    prog: bool  # programming noise on noisy writes
+    faults: bool
+    nu_mean_log: bool  # μ_ν depends on ln G (else a constant)
+    nu_std_log: bool
+    poly_degree: int  # of σ_prog(G)
+    levels: bool  # targets snapped to conductance levels
+
+    @classmethod
+    def of(cls, p: DeviceProfile, faults: bool) -> Structure:
+        rn = p.read_noise
+        return cls(p.mapping.differential, p.drift.enabled, rn.q_coeff > 0 and rn.q_max > 0,
+                   rn.one_over_f, rn.absolute_uS > 0,
+                   any(c != 0 for c in p.programming.sigma_poly_uS), faults,
+                   p.drift.nu_mean.ln_slope != 0, p.drift.nu_std.ln_slope != 0,
+                   len(p.programming.sigma_poly_uS) - 1, p.mapping.levels is not None)
+
+
+#: Order of the profile constants in ``consts`` (one float64 tensor).
+CONST_NAMES = ("t0", "unit", "t0_plus_t_read", "two_t_read", "abs_var", "var_scale", "q_coeff", "q_exp", "q_max",
+               "g_floor", "mu_slope", "mu_icpt", "mu_min", "mu_max", "sd_slope", "sd_icpt",
+               "sd_min", "sd_max", "poly_scale", "level_step")
+_I = {n: i for i, n in enumerate(CONST_NAMES)}
+
+
+def consts(p: DeviceProfile, unit: float, device: torch.device) -> tuple[Tensor, Tensor]:
+    """(constants, σ_prog polynomial coefficients) of profile ``p`` as float64 tensors.
+
+    ``unit``: converter units per normalized weight (a/b). The polynomial is in G/g_max with
+    the g_max/g_max_ref scaling folded in (as ``physics.programming_sigma_uS`` with g_max = 1).
+    """
+    rn, dr, m = p.read_noise, p.drift, p.mapping
+    pair = 1.0 if m.differential else 4.0  # w_n = 2g − 1 for one device
+    n_dev = 2 if m.differential else 1
+    k = 1.0 / p.programming.g_max_ref_uS  # (g_max = 1 in relative units)
+    vals = {
+        "t0": dr.t0_s, "unit": unit, "t0_plus_t_read": dr.t0_s + rn.t_read_s,
+        "two_t_read": 2 * rn.t_read_s,
+        "abs_var": n_dev * (rn.absolute_uS / m.g_max_uS) ** 2, "var_scale": pair * unit**2,
+        "q_coeff": rn.q_coeff, "q_exp": rn.q_exp, "q_max": rn.q_max, "g_floor": rn.g_rel_floor,
+        "mu_slope": dr.nu_mean.ln_slope, "mu_icpt": dr.nu_mean.intercept,
+        "mu_min": dr.nu_mean.min, "mu_max": dr.nu_mean.max,
+        "sd_slope": dr.nu_std.ln_slope, "sd_icpt": dr.nu_std.intercept,
+        "sd_min": dr.nu_std.min, "sd_max": dr.nu_std.max, "poly_scale": k,
+        "level_step": 1.0 / (m.levels - 1) if m.levels is not None else 1.0,
+    }
+    c = torch.tensor([vals[n] for n in CONST_NAMES], dtype=torch.float64, device=device)
+    poly = torch.tensor(p.programming.sigma_poly_uS, dtype=torch.float64, device=device) * k
+    return c, poly
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """What a tile passes to the kernels: its profile's structure and constants."""
+
+    structure: Structure
+    c: Tensor  # ``consts``
+    poly: Tensor
+
+    @classmethod
+    def of(cls, p: DeviceProfile, unit: float, faults: bool, device: torch.device) -> Fusion:
+        c, poly = consts(p, unit, device)
+        return cls(Structure.of(p, faults), c, poly)
+
+
+# ------------------------------------------------------------------------------ read model
+def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
+                c: Tensor, s: Structure, want_var: bool) -> tuple[Tensor, Tensor | None]:
+    """Mean weights w (C, ci, out_p) in converter units and read variances var (C, ci, out_p)
+    in converter units² at device time ``now`` (0-d float64 tensor, s).
+
+    G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog); var = (a/b)²·pair·
+    (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
+    """
+    f32 = torch.float32
+    t0 = c[_I["t0"]].to(f32)
+    dt = (now - t_prog).clamp_min(0).to(f32)
+    g = g_prog * torch.exp(-nu * torch.log1p(dt / t0)) if s.drift else g_prog
+    unit = c[_I["unit"]].to(f32)
+    w = (g[0] - g[1]) * unit if s.differential else (g[0] * 2 - 1) * unit
+    if not want_var:
+        return w, None
+    if s.rel_noise:
+        dev = g * g * q2
+        if s.one_over_f:
+            dev = dev * torch.log((dt + c[_I["t0_plus_t_read"]].to(f32))
+                                  / c[_I["two_t_read"]].to(f32))
+        v = dev.sum(0)
+    else:
+        v = torch.zeros_like(w)
+    if s.abs_noise:
+        v = v + c[_I["abs_var"]].to(f32)
+    return w, v * c[_I["var_scale"]].to(f32)
+
+
+# ------------------------------------------------------------------------------ programming
+def _clipped(ln_g: Tensor, c: Tensor, prefix: str, log_dep: bool) -> Tensor:
+    slope, icpt = c[_I[f"{prefix}_slope"]].float(), c[_I[f"{prefix}_icpt"]].float()
+    lo, hi = c[_I[f"{prefix}_min"]].float(), c[_I[f"{prefix}_max"]].float()
+    if not log_dep:
+        return torch.minimum(torch.maximum(icpt, lo), hi)
+    return torch.minimum(torch.maximum(ln_g * slope + icpt, lo), hi)
+
+
+def program_devices(target: Tensor, xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor,
+                    c: Tensor, poly: Tensor, s: Structure, noisy: bool
+                    ) -> dict[str, Tensor]:
+    """What programming every device towards ``target`` realises (``state.program``'s
+    physics, one pass): ``g_prog`` = max(0, G + σ_prog(G)·ξ) with faults, ν = |μ_ν + σ_ν·ξ'|
+    from the fault-applied target, ``q2`` = Q_s(g_prog)². ``xi``: (kinds, …) normals, kinds =
+    [programming noise] + [drift] in that order."""
+    prog = noisy and s.prog
+    tgt = target
+    if s.faults:
+        tgt = target.masked_fill(stuck_low, 0.0).masked_fill(stuck_high, 1.0)
+    if prog:
+        assert xi is not None
+        sigma = torch.zeros_like(target) + poly[s.poly_degree].float()
+        for i in range(s.poly_degree - 1, -1, -1):
+            sigma = sigma * target + poly[i].float()
+        g = torch.addcmul(target, sigma.clamp_min(0), xi[0]).clamp_min(0)
+        if s.faults:
+            g = g.masked_fill(stuck_low, 0.0).masked_fill(stuck_high, 1.0)
+    else:
+        g = tgt
+    out = {"g_target": target, "g_prog": g}
+    if s.drift:
+        assert xi is not None
+        ln_g = torch.log(tgt.clamp_min(1e-12)) if (s.nu_mean_log or s.nu_std_log) else tgt
+        mu = _clipped(ln_g, c, "mu", s.nu_mean_log)
+        sd = _clipped(ln_g, c, "sd", s.nu_std_log)
+        out["nu"] = (mu + sd * xi[int(prog)]).abs()
+    if s.rel_noise:
+        q = c[_I["q_coeff"]].float() / g.clamp_min(c[_I["g_floor"]].float()) ** c[
+            _I["q_exp"]].float()
+        q = torch.minimum(q, c[_I["q_max"]].float())
+        out["q2"] = q * q
+    return out
+
+
+def targets(w_n: Tensor, c: Tensor, s: Structure) -> Tensor:
+    """Relative conductance targets (D, C, ci, out_p) of normalized weights (C, ci, out_p),
+    as ``state.targets``: G+ carries w > 0 and G− carries w < 0, or one device read against
+    g_max/2 (w = 2g − 1); snapped to the conductance levels."""
+    if s.differential:
+        g = torch.stack((w_n, -w_n)).clamp_min(0)
+    else:
+        g = ((w_n.clamp(-1, 1) + 1) * 0.5).unsqueeze(0)
+    if s.levels:
+        step = c[_I["level_step"]].float()
+        g = torch.round(g.clamp(0, 1) / step) * step
+    return g
+
+
+def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w_n: Tensor, xi: Tensor | None,
+                 stuck_low: Tensor, stuck_high: Tensor, now: Tensor, c: Tensor, poly: Tensor,
+                 s: Structure, noisy: bool, partial: bool, mask: Tensor | None) -> None:
+    """Program the devices towards the targets of normalized weights ``w_n`` (C, ci, out_p),
+    in place in the state buffers ``bufs`` (by name) and ``t_prog``: every device, or with
+    ``partial`` those whose target changed (``mask`` too, if given, (1 or D, C, ci, out_p))."""
+    target = targets(w_n, c, s)
+    new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
+    changed = None
+    if partial:
+        changed = target != bufs["g_target"]
+        if mask is not None:
+            changed = changed & mask
+    for name, t in new.items():
+        buf = bufs[name]
+        buf.copy_(t if changed is None else torch.where(changed, t, buf))
+    t_prog.copy_(now.expand_as(t_prog) if changed is None else torch.where(changed, now, t_prog))
+
+
+# ------------------------------------------------------------------------------ compiling
+@functools.cache
+def kernel(name: str, structure: Structure) -> Callable[..., Any]:
+    """``name``'s function compiled by ``torch.compile`` (dynamic shapes) for tiles of
+    ``structure``, or the plain one where this torch cannot compile (``compiled_ok``).
+
+    Each structure gets its own copy of the function's code, so that torch's limit on
+    recompilations per code object (a handful) counts per structure, not per process.
+    """
+    fn = {"read_fields": read_fields, "program_into": program_into}[name]
+    if not compiled_ok():
+        return fn
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+                              fn.__defaults__, fn.__closure__)
+    return torch.compile(copy, dynamic=True)
+
+
+@functools.cache
+def compiled_ok() -> bool:
+    """Whether ``torch.compile`` works here (a C++ compiler for the CPU backend): compiles and
+    runs a tiny function once per process."""
+    try:
+        with warnings.catch_warnings():  # torch's own deprecations, met while it compiles
+            warnings.simplefilter("ignore", DeprecationWarning)
+            f = torch.compile(lambda a: (a * 2).exp(), dynamic=True)
+            return bool(torch.allclose(f(torch.ones(3)), torch.full((3,), math.exp(2.0))))
+    except Exception:  # noqa: BLE001 (any backend failure means: run the plain functions)
+        return False
+
+
+def best_ms(fn: Callable[[], object], repeats: int = 5) -> float:
+    """The fastest of ``repeats`` timed calls after a warm-up call, ms."""
+    fn()
+    best = math.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+@functools.cache
+def pays() -> bool:
+    """Whether the compiled read model is faster than the step-by-step one on this CPU,
+    measured once per process on a million pcm-like devices (both halves of a pair)."""
+    if not compiled_ok():
+        return False
+    from analogsim.config.profile import load_profile
+
+    p = load_profile("pcm")
+    g = torch.Generator().manual_seed(0)
+    shape = (2, 1, 512, 1024)
+    g_prog = torch.rand(shape, generator=g)
+    nu = torch.rand(shape, generator=g).mul_(0.1)
+    q2 = torch.rand(shape, generator=g).mul_(0.01)
+    t_prog = torch.rand(shape, generator=g, dtype=torch.float64)
+    now = torch.tensor(2.0, dtype=torch.float64)
+    fz = Fusion.of(p, 1.0, False, torch.device("cpu"))
+
+    def step_by_step() -> None:  # the tile's unfused passes, the same arithmetic
+        dt = (now - t_prog).clamp_min_(0).float()
+        gt = torch.exp(torch.log1p(dt / 20.0).mul_(nu).neg_()).mul_(g_prog)
+        w = (gt[0] - gt[1]).mul_(3.0)
+        v = gt.square().mul_(q2).mul_(dt.add(20.0).div_(5e-7).log_()).sum(0).mul_(9.0)
+        del w, v
+
+    k = kernel("read_fields", fz.structure)
+    return best_ms(lambda: k(g_prog, nu, q2, t_prog, now, fz.c, fz.structure, True)) \
+        < 0.8 * best_ms(step_by_step)

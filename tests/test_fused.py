@@ -1,0 +1,113 @@
+"""The one-pass device math (``analogsim.analog.fused``) against the step-by-step reference.
+
+Run as plain torch, the fused functions are the tile's step-by-step arithmetic, except that a
+fused multiply-add may round once where the reference rounds twice (or the reverse): a few
+ulps on the products that feed ν and G_prog (4 ulps = 4.8e-7 relative). Compiled (``numerics: "fast"``), the compiler may
+evaluate exp/log/pow with its own vectorized routines and reorder a product; each is within
+a couple of float32 ulps (2⁻²³ ≈ 1.2e-7 relative), and the longest chain is ~6 of them
+(log1p, ·ν, exp, ·g, square, ·ln(1/f)), so 16 ulps (2e-6 relative) bounds a device's value.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import analogsim
+from analogsim.analog import fused
+from analogsim.analog import numerics as num
+from analogsim.analog.tile import AnalogTile
+from analogsim.config.profile import load_profile
+
+ULPS16 = 16 * 2.0**-23
+ULPS4 = 4 * 2.0**-23
+BUFFERS = ("g_target", "g_prog", "nu", "q2", "t_prog")
+
+
+def _profile(name: str) -> analogsim.DeviceProfile:
+    p = load_profile(name)
+    if name == "low_precision":  # a single device against g_max/2, with faults
+        d = p.model_dump()
+        d["mapping"]["differential"] = False
+        d["faults"] = {"stuck_at_min_fraction": 0.02, "stuck_at_max_fraction": 0.01}
+        p = analogsim.DeviceProfile.model_validate(d)
+    return p
+
+
+def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
+           ) -> tuple[AnalogTile, AnalogTile, analogsim.SimClock]:
+    """Two tiles of the same chip (same seed): step by step, and fused (plain or compiled)."""
+    p = _profile(name)
+    if not compiled:
+        monkeypatch.setattr(fused, "kernel", lambda n, s: {"read_fields": fused.read_fields,
+                                                           "program_into": fused.program_into}[n])
+    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
+                                                      "bf16_variance": False, "fused": True})
+    clock = analogsim.SimClock()
+    ref = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="exact")
+    fz = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="fast")
+    return ref, fz, clock
+
+
+def _write_and_drift(ref: AnalogTile, fz: AnalogTile, clock: analogsim.SimClock) -> None:
+    """The first programming, a write that changes part of the weights a while later, and
+    another step of device time."""
+    g = torch.Generator().manual_seed(9)
+    w = torch.randn(70, 300, generator=g)
+    for t in (ref, fz):
+        t.program(w)
+    clock.advance(3600.0)
+    w2 = w.clone()
+    w2[:, :150] += 0.05 * torch.randn(70, 150, generator=g)
+    w2[:5] = -w2[:5]  # sign flips move weight between the devices of a pair
+    for t in (ref, fz):
+        t.program(w2)
+    clock.advance(86400.0)
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+@pytest.mark.parametrize("name", ["pcm", "rram", "noisy_nodes", "low_precision", "ideal"])
+def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if compiled and name in ("rram", "noisy_nodes", "ideal"):
+        pytest.skip("compiled: pcm and low_precision cover every branch (each compile ~10 s)")
+    if compiled and not fused.compiled_ok():
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    ref, fz, clock = _tiles(name, compiled, monkeypatch)
+    _write_and_drift(ref, fz, clock)
+    tol = ULPS16 if compiled else ULPS4
+
+    def close(a: torch.Tensor, b: torch.Tensor, floor: torch.Tensor | float = 0.0) -> bool:
+        a, b = a.double(), b.double()
+        return bool(((a - b).abs() <= tol * (a.abs() + floor)).all())
+
+    s = ref.state
+    # sums that may cancel carry the error of their operands: G_prog = G + σξ (up to G, then
+    # Q_s² ∝ G_prog^(−2·q_exp) up to 2·q_exp times that), ν = |μ + σ_ν ξ'| (up to the largest ν)
+    q_exp = ref.profile.read_noise.q_exp
+    prog_floor = s.g_target.double()
+    floors = {"g_prog": prog_floor, "nu": float(s.nu.abs().max()),
+              "q2": 2 * q_exp * prog_floor / s.g_prog.double().clamp_min(
+                  ref.profile.read_noise.g_rel_floor) * s.q2.double()}
+    for b in BUFFERS:
+        assert close(getattr(s, b), getattr(fz.state, b), floors.get(b, 0.0)), b
+    assert torch.equal(ref.state.g_target, fz.state.g_target)  # targets: exact arithmetic
+    assert torch.equal(ref.state.t_prog, fz.state.t_prog)
+    # the read model of one and the same device state (each path's own rounding only)
+    comp = fz.comp_ref.clone()
+    fz.load_state_dict(ref.state_dict())
+    ma, mb = ref.read_model(), fz.read_model()
+    g = s.g_prog.abs().sum(0).double() * (ref.conv.a / ref.conv.b)  # w = a difference of two
+    assert bool(((ma.w.double() - mb.w.double()).abs() <= tol * g).all())
+    assert (ma.var is None) == (mb.var is None)
+    if ma.var is not None:
+        assert mb.var is not None and close(ma.var, mb.var)
+    if ref.compensated:  # the reference reads after the write: an ADC code apart at most
+        assert bool(((ref.comp_ref - comp).abs() <= 1.01 * ref.conv.b).all())
+
+
+def test_fused_path_is_recorded_and_chosen_by_measurement() -> None:
+    paths = num.fast_paths("cpu")
+    assert paths["fused"] == (fused.compiled_ok() and fused.pays())
+    assert num.describe("fast")["fused"] == paths["fused"]
+    assert num.describe("exact")["fused"] is False
