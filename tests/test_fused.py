@@ -10,6 +10,8 @@ a couple of float32 ulps (2⁻²³ ≈ 1.2e-7 relative), and the longest chain i
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -39,13 +41,24 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
     """Two tiles of the same chip (same seed): step by step, and fused (plain or compiled)."""
     p = _profile(name)
     if not compiled:
-        monkeypatch.setattr(fused, "kernel", lambda n, s: {"read_fields": fused.read_fields,
-                                                           "program_into": fused.program_into}[n])
+        monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
     monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
                                                       "bf16_variance": False, "fused": True})
     clock = analogsim.SimClock()
     ref = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="exact")
     fz = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="fast")
+    # both paths program with the same normals: the fused write's counter-based ones, from a
+    # seed that leaves the generators (and so every read's noise) in step
+    seed = torch.tensor([123456789])
+    monkeypatch.setattr(fused, "write_seed", lambda g, d: seed)
+    step_normals = ref._normals
+
+    def normals(shape: tuple[int, ...]) -> torch.Tensor:
+        if len(shape) == 5:  # (kinds, D, C, ci, out_p): a write's draw
+            return fused.hash_normals(seed, shape[0], shape[1:])
+        return step_normals(shape)
+
+    monkeypatch.setattr(ref, "_normals", normals)
     return ref, fz, clock
 
 
@@ -111,3 +124,68 @@ def test_fused_path_is_recorded_and_chosen_by_measurement() -> None:
     assert paths["fused"] == (fused.compiled_ok() and fused.pays())
     assert num.describe("fast")["fused"] == paths["fused"]
     assert num.describe("exact")["fused"] is False
+
+
+# ------------------------------------------------------------------------------ normals
+def test_hash_normals_are_independent_standard_normals() -> None:
+    """Each kind has mean 0, variance 1 and the normal distribution (Kolmogorov–Smirnov), and
+    the two kinds, neighbouring elements and two seeds are uncorrelated. n = 2²¹ per kind;
+    every bound is 4.5 standard errors (mean 1/√n, variance √(2/n), a correlation 1/√n) or
+    the KS statistic's 0.1 % point, 1.95/√n."""
+    n = 1 << 21
+    z = fused.hash_normals(torch.tensor([20261201]), 2, (n,)).double()
+    other = fused.hash_normals(torch.tensor([20261202]), 1, (n,)).double()[0]
+    se = 4.5 / math.sqrt(n)
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(torch.corrcoef(torch.stack((a, b)))[0, 1])
+
+    for k in range(2):
+        zk = z[k]
+        assert abs(float(zk.mean())) < se
+        assert abs(float(zk.var()) - 1) < se * math.sqrt(2)
+        srt, _ = zk.sort()
+        cdf = 0.5 * (1 + torch.erf(srt / math.sqrt(2)))
+        emp = torch.arange(1, n + 1, dtype=torch.float64) / n
+        assert float((cdf - emp).abs().max()) < 1.95 / math.sqrt(n)
+        assert abs(corr(zk[:-1], zk[1:])) < se
+        assert abs(corr(zk, other)) < se
+    assert abs(corr(z[0], z[1])) < se
+    assert float(z.abs().max()) < 6.0  # 24-bit uniforms: |z| ≤ √(2·ln 2²⁵) ≈ 5.9
+    again = fused.hash_normals(torch.tensor([20261201]), 2, (n,))
+    assert torch.equal(again.double(), z)  # a pure function of seed and index
+
+
+def test_fused_write_has_the_programming_noise_of_the_profile(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast pcm write of one target conductance G: (G_prog − G)/σ_prog(G) over the devices
+    carrying it has mean 0 and variance 1 (4.5 standard errors; G = 0.6·g_max, where the
+    clamp at 0 is > 10 σ away), and ν the profile's mean and spread at G."""
+    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
+                                                      "bf16_variance": False, "fused": True})
+    p = load_profile("pcm")
+    tile = AnalogTile(256, 512, p, analogsim.SimClock(), torch.Generator().manual_seed(8),
+                      numerics="fast")
+    w = torch.full((256, 512), 0.6)
+    w[:, 0] = 1.0  # the tile's largest weight: g_max; the rest at 0.6 of it
+    tile.program(w)
+    gt = 0.6
+    at = (tile.state.g_target[0] - gt).abs() < 1e-6  # G+ carries w > 0
+    assert int(at.sum()) == 256 * 511
+    g = tile.state.g_prog[0][at].double()
+    from analogsim.analog import physics
+    sigma = float(physics.programming_sigma_uS(torch.tensor([gt * p.mapping.g_max_uS]),
+                                               p.mapping.g_max_uS, p.programming)[0])
+    e = (g - gt) * p.mapping.g_max_uS / sigma
+    n = e.numel()
+    assert abs(float(e.mean())) < 4.5 / math.sqrt(n)
+    assert abs(float(e.var()) - 1) < 4.5 * math.sqrt(2 / n)
+    nu = tile.state.nu[0][at].double()
+    ln_g = math.log(gt)
+    mu = min(max(p.drift.nu_mean.ln_slope * ln_g + p.drift.nu_mean.intercept,
+                 p.drift.nu_mean.min), p.drift.nu_mean.max)
+    sd = min(max(p.drift.nu_std.ln_slope * ln_g + p.drift.nu_std.intercept,
+                 p.drift.nu_std.min), p.drift.nu_std.max)
+    assert mu > 4 * sd  # |μ + σξ| folds nothing back at 4 σ: plain mean and spread
+    assert abs(float(nu.mean()) - mu) < 4.5 * sd / math.sqrt(n)
+    assert abs(float(nu.std()) - sd) < 4.5 * sd / math.sqrt(2 * n)

@@ -103,6 +103,52 @@ class Fusion:
         return cls(Structure.of(p, faults), c, poly)
 
 
+# ------------------------------------------------------------------------------ normals
+def _u64(c: int) -> int:
+    """A 64-bit constant as the int64 with the same bits."""
+    return c - (1 << 64) if c >= 1 << 63 else c
+
+
+_GAMMA, _M1, _M2 = _u64(0x9E3779B97F4A7C15), _u64(0xBF58476D1CE4E5B9), _u64(0x94D049BB133111EB)
+
+
+def _srl(x: Tensor, k: int) -> Tensor:
+    """Logical right shift of int64 bits (``>>`` on int64 is arithmetic)."""
+    return (x >> k) & ((1 << (64 - k)) - 1)
+
+
+def hash_normals(seed: Tensor, kinds: int, shape: tuple[int, ...]) -> Tensor:
+    """float32 N(0, 1) of shape (``kinds``, *``shape``), ``kinds`` ≤ 2, a pure function of
+    ``seed`` (1-element int64 tensor) and each element's flat index in ``shape``.
+
+    One 64-bit hash per element: SplitMix64 of seed + (index + 1)·γ (Steele, Lea & Flood
+    2014, "Fast splittable pseudorandom number generators"); its top and low 24 bits are two
+    uniforms u₁ ∈ (0, 1), u₂ ∈ [0, 1), and Box–Muller gives the pair r·cos θ (kind 0) and
+    r·sin θ (kind 1), r = √(−2 ln u₁), θ = 2π u₂: two independent normals (|z| ≤ 5.9). Inside
+    a compiled kernel it costs no memory traffic and no sequential generator state, and the
+    numbers do not depend on the thread count.
+    """
+    n = 1
+    for d in shape:
+        n *= d
+    idx = torch.arange(1, n + 1, dtype=torch.int64, device=seed.device)
+    z = seed.reshape(()) + idx * _GAMMA
+    z = (z ^ _srl(z, 30)) * _M1
+    z = (z ^ _srl(z, 27)) * _M2
+    z = z ^ _srl(z, 31)
+    u1 = (_srl(z, 40).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1): no log(0)
+    theta = (z & 0xFFFFFF).to(torch.float32) * (2.0**-24 * 2 * math.pi)
+    r = torch.sqrt(-2.0 * torch.log(u1))
+    parts = [r * torch.cos(theta), r * torch.sin(theta)][:kinds]
+    return torch.stack(parts).reshape(kinds, *shape)
+
+
+def write_seed(generator: torch.Generator, device: torch.device) -> Tensor:
+    """The seed of one write's ``hash_normals``: one draw from the tile's generator, kept on
+    ``device`` (no host round trip)."""
+    return torch.randint(-(2**62), 2**62, (1,), generator=generator, device=device)
+
+
 # ------------------------------------------------------------------------------ read model
 def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
                 c: Tensor, s: Structure, want_var: bool) -> tuple[Tensor, Tensor | None]:
@@ -131,6 +177,17 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
     if s.abs_noise:
         v = v + c[_I["abs_var"]].to(f32)
     return w, v * c[_I["var_scale"]].to(f32)
+
+
+def reference_sums(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
+                   c: Tensor, s: Structure, want_var: bool, u_col: Tensor
+                   ) -> tuple[Tensor, Tensor | None]:
+    """The mean and variance of one read of DAC codes ``u_col`` (C, ci, 1) at ``now``:
+    Σ_i u_i·w_ij and Σ_i u_i²·var_ij, (C, 1, out_p) each, without storing w or var (the drift
+    compensation's reference read after a write)."""
+    w, v = read_fields(g_prog, nu, q2, t_prog, now, c, s, want_var)
+    mean = (w * u_col).sum(1, keepdim=True)
+    return mean, None if v is None else (v * (u_col * u_col)).sum(1, keepdim=True)
 
 
 # ------------------------------------------------------------------------------ programming
@@ -192,13 +249,23 @@ def targets(w_n: Tensor, c: Tensor, s: Structure) -> Tensor:
     return g
 
 
-def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w_n: Tensor, xi: Tensor | None,
-                 stuck_low: Tensor, stuck_high: Tensor, now: Tensor, c: Tensor, poly: Tensor,
-                 s: Structure, noisy: bool, partial: bool, mask: Tensor | None) -> None:
-    """Program the devices towards the targets of normalized weights ``w_n`` (C, ci, out_p),
-    in place in the state buffers ``bufs`` (by name) and ``t_prog``: every device, or with
-    ``partial`` those whose target changed (``mask`` too, if given, (1 or D, C, ci, out_p))."""
-    target = targets(w_n, c, s)
+def kinds_of(s: Structure, noisy: bool) -> int:
+    """How many normals per device a write draws: [programming noise] + [drift exponent]."""
+    return int(noisy and s.prog) + int(s.drift)
+
+
+def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
+                 seed: Tensor, stuck_low: Tensor, stuck_high: Tensor, now: Tensor, c: Tensor,
+                 poly: Tensor, s: Structure, noisy: bool, partial: bool,
+                 mask: Tensor | None) -> None:
+    """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
+    of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and
+    ``t_prog``: every device, or with ``partial`` those whose target changed (``mask`` too, if
+    given, (1 or D, C, ci, out_p)). The write's normals are ``hash_normals(seed, kinds, (D,
+    C, ci, out_p))``."""
+    target = targets(w / scale, c, s)
+    kinds = kinds_of(s, noisy)
+    xi = hash_normals(seed, kinds, tuple(target.shape)) if kinds else None
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
     changed = None
     if partial:
@@ -220,7 +287,8 @@ def kernel(name: str, structure: Structure) -> Callable[..., Any]:
     Each structure gets its own copy of the function's code, so that torch's limit on
     recompilations per code object (a handful) counts per structure, not per process.
     """
-    fn = {"read_fields": read_fields, "program_into": program_into}[name]
+    fn = {"read_fields": read_fields, "program_into": program_into,
+          "reference_sums": reference_sums}[name]
     if not compiled_ok():
         return fn
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,

@@ -146,16 +146,18 @@ class AnalogTile(nn.Module):
             if first:
                 s.scale.copy_(scale / self.profile.update.init_fill)  # type: ignore[union-attr]
             dev = s.pulsed()
-            w_n = torch.minimum(torch.maximum(w / s.scale, dev["w_min"]), dev["w_max"])
+            w = torch.minimum(torch.maximum(w / s.scale, dev["w_min"]), dev["w_max"])
+            unit = None  # w is normalized already
         else:
             s.scale.copy_(scale)
-            w_n = w / scale
+            unit = scale
+        partial = not (first or all_devices)
         if self._paths()["fused"]:
-            st.program_fused(s, w_n, self.clock.now, self.profile, self._normals, noisy,
-                             not (first or all_devices), None, self._fusion)
+            st.program_fused(s, w, unit if unit is not None else torch.ones_like(scale),
+                             self.clock.now, self.generator, noisy, partial, None, self._fusion)
         else:
-            target = st.targets(w_n, self.profile)
-            changed = None if first or all_devices else target != s.g_target
+            target = st.targets(w / unit if unit is not None else w, self.profile)
+            changed = target != s.g_target if partial else None
             st.program(s, target, self.clock.now, self.profile, self._normals, noisy, changed)
         self._written()
 
@@ -182,9 +184,11 @@ class AnalogTile(nn.Module):
         self._cache_key = None
         if self.compensated:
             # reference read just after programming, against which later reads compensate
-            # (one input row: the float32 product, no int8 digits to make)
-            m = self._read_model_at(self.clock.now, gain=False, digits=False)
-            self.comp_ref.copy_(self._readout(m))
+            if self._paths()["fused"]:
+                self.comp_ref.copy_(self._readout_fused(self.clock.now))
+            else:  # one input row: the float32 product, no int8 digits to make
+                m = self._read_model_at(self.clock.now, gain=False, digits=False)
+                self.comp_ref.copy_(self._readout(m))
 
     # ----------------------------------------------------------------------------- read model
     def read_model(self) -> ReadModel:
@@ -253,12 +257,40 @@ class AnalogTile(nn.Module):
         """Global drift compensation's reference read: the all-ones input through the periphery
         (DAC, read noise, ADC), mean |output| of each crossbar's real outputs, (C, R) in
         normalized units (after Joshi et al. 2020, aihwkit's ``GlobalDriftCompensation``)."""
+        u = self._reference_codes()
+        y = self._mean_product(u, m, periphery.read_noise(u, m.var, m.out_var,
+                                                            self.grid.out_padded, self._normals))
+        return self._reference_magnitude(y)
+
+    def _readout_fused(self, now_s: float) -> Tensor:
+        """``_readout`` of the read model at ``now_s`` in one compiled pass over the devices
+        (``fused.reference_sums``): the same read, summed in another order."""
+        s, fz, p = self.state, self._fusion, self.profile
+        u = self._reference_codes()
+        now = torch.tensor(now_s, dtype=torch.float64, device=self.device)
+        noise = self._rel_noise or p.read_noise.absolute_uS > 0
+        mean, var = fused.kernel("reference_sums", fz.structure)(
+            s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise, u.transpose(1, 2))
+        if p.adc.noise_std > 0:
+            out_var = (p.adc.noise_std / self.conv.b) ** 2
+            var = var + out_var if var is not None else torch.full_like(mean, out_var)
+        y = mean
+        if var is not None:  # the same draw as ``periphery.read_noise`` makes for one row
+            y = self._normals(tuple(mean.shape)).mul_(var.sqrt()).add_(mean)
+        return self._reference_magnitude(y)
+
+    def _reference_codes(self) -> Tensor:
+        """DAC codes (C, 1, ci) of the all-ones reference input (zeros on padding rows)."""
         gr = self.grid
         x = torch.zeros(gr.in_padded, device=self.device)
         x[: gr.in_features] = 1.0
         u, _ = periphery.encode(x.view(gr.n_col, 1, gr.ci), self.conv)
-        y = self._mean_product(u, m, periphery.read_noise(u, m.var, m.out_var, gr.out_padded,
-                                                            self._normals))
+        return u
+
+    def _reference_magnitude(self, y: Tensor) -> Tensor:
+        """ADC of the reference read's outputs y (C, 1, out_p), then mean |code| of each
+        crossbar's real outputs, (C, R), normalized units."""
+        gr = self.grid
         periphery.quantize_output(y, self.conv)
         mag = (y.abs() * self._real_out).reshape(gr.n_col, gr.n_row, gr.ro).sum(2)
         count = self._real_out.reshape(gr.n_row, gr.ro).sum(1).clamp_min(1)
