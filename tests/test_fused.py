@@ -36,8 +36,8 @@ def _profile(name: str) -> analogsim.DeviceProfile:
     return p
 
 
-def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
-           ) -> tuple[AnalogTile, AnalogTile, analogsim.SimClock]:
+def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
+           device: torch.device) -> tuple[AnalogTile, AnalogTile, analogsim.SimClock]:
     """Two tiles of the same chip (same seed): step by step, and fused (plain or compiled)."""
     p = _profile(name)
     if not compiled:
@@ -45,11 +45,13 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
                                                       "bf16_variance": False, "fused": True})
     clock = analogsim.SimClock()
-    ref = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="exact")
-    fz = AnalogTile(70, 300, p, clock, torch.Generator().manual_seed(4), numerics="fast")
+    ref = AnalogTile(70, 300, p, clock, torch.Generator(device).manual_seed(4), device,
+                     numerics="exact")
+    fz = AnalogTile(70, 300, p, clock, torch.Generator(device).manual_seed(4), device,
+                    numerics="fast")
     # both paths program with the same normals: the fused write's counter-based ones, from a
     # seed that leaves the generators (and so every read's noise) in step
-    seed = torch.tensor([123456789])
+    seed = torch.tensor([123456789], device=device)
     monkeypatch.setattr(fused, "write_seed", lambda g, d: seed)
     step_normals = ref._normals
 
@@ -66,12 +68,12 @@ def _write_and_drift(ref: AnalogTile, fz: AnalogTile, clock: analogsim.SimClock)
     """The first programming, a write that changes part of the weights a while later, and
     another step of device time."""
     g = torch.Generator().manual_seed(9)
-    w = torch.randn(70, 300, generator=g)
+    w = torch.randn(70, 300, generator=g).to(ref.device)
     for t in (ref, fz):
         t.program(w)
     clock.advance(3600.0)
     w2 = w.clone()
-    w2[:, :150] += 0.05 * torch.randn(70, 150, generator=g)
+    w2[:, :150] += 0.05 * torch.randn(70, 150, generator=g).to(ref.device)
     w2[:5] = -w2[:5]  # sign flips move weight between the devices of a pair
     for t in (ref, fz):
         t.program(w2)
@@ -81,12 +83,13 @@ def _write_and_drift(ref: AnalogTile, fz: AnalogTile, clock: analogsim.SimClock)
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
 @pytest.mark.parametrize("name", ["pcm", "rram", "noisy_nodes", "low_precision", "ideal"])
 def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             device: torch.device) -> None:
     if compiled and name in ("rram", "noisy_nodes", "ideal"):
         pytest.skip("compiled: pcm and low_precision cover every branch (each compile ~10 s)")
     if compiled and not fused.compiled_ok():
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    ref, fz, clock = _tiles(name, compiled, monkeypatch)
+    ref, fz, clock = _tiles(name, compiled, monkeypatch, device)
     _write_and_drift(ref, fz, clock)
     tol = ULPS16 if compiled else ULPS4
 
@@ -127,14 +130,15 @@ def test_fused_path_is_recorded_and_chosen_by_measurement() -> None:
 
 
 # ------------------------------------------------------------------------------ normals
-def test_hash_normals_are_independent_standard_normals() -> None:
+def test_hash_normals_are_independent_standard_normals(device: torch.device) -> None:
     """Each kind has mean 0, variance 1 and the normal distribution (Kolmogorov–Smirnov), and
     the two kinds, neighbouring elements and two seeds are uncorrelated. n = 2²¹ per kind;
     every bound is 4.5 standard errors (mean 1/√n, variance √(2/n), a correlation 1/√n) or
     the KS statistic's 0.1 % point, 1.95/√n."""
     n = 1 << 21
-    z = fused.hash_normals(torch.tensor([20261201]), 2, (n,)).double()
-    other = fused.hash_normals(torch.tensor([20261202]), 1, (n,)).double()[0]
+    z = fused.hash_normals(torch.tensor([20261201], device=device), 2, (n,)).double().cpu()
+    other = fused.hash_normals(torch.tensor([20261202], device=device), 1, (n,)).double()[0]
+    other = other.cpu()
     se = 4.5 / math.sqrt(n)
 
     def corr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -152,8 +156,8 @@ def test_hash_normals_are_independent_standard_normals() -> None:
         assert abs(corr(zk, other)) < se
     assert abs(corr(z[0], z[1])) < se
     assert float(z.abs().max()) < 6.0  # 24-bit uniforms: |z| ≤ √(2·ln 2²⁵) ≈ 5.9
-    again = fused.hash_normals(torch.tensor([20261201]), 2, (n,))
-    assert torch.equal(again.double(), z)  # a pure function of seed and index
+    again = fused.hash_normals(torch.tensor([20261201], device=device), 2, (n,))
+    assert torch.equal(again.double().cpu(), z)  # a pure function of seed and index
 
 
 def test_fused_write_has_the_programming_noise_of_the_profile(

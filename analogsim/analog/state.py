@@ -121,16 +121,16 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
     state.t_prog.masked_fill_(changed, now_s)
 
 
-def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now_s: float,
+def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
                   generator: torch.Generator, noisy: bool, partial: bool, mask: Tensor | None,
                   fusion: fused.Fusion) -> None:
     """``program`` of the targets of weights ``w`` (C, ci, out_p) in units of ``scale`` (C, 1,
-    out_p) in one compiled pass (``fused.program_into``): the same physics, with counter-based
-    normals (``fused.hash_normals``) seeded by one draw from ``generator``. ``partial``: only
-    the devices whose target changed (and ``mask``, if given); else all."""
+    out_p) at device time ``now`` (0-d float64 tensor on the state's device, s) in one compiled
+    pass (``fused.program_into``): the same physics, with counter-based normals
+    (``fused.hash_normals``) seeded by one draw from ``generator``. ``partial``: only the
+    devices whose target changed (and ``mask``, if given); else all."""
     seed = fused.write_seed(generator, w.device)
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
-    now = torch.tensor(now_s, dtype=torch.float64, device=w.device)
     kern = fused.kernel("program_into", fusion.structure)
     kern(bufs, state.t_prog, w, scale, seed, state.stuck_low, state.stuck_high, now, fusion.c,
          fusion.poly, fusion.structure, noisy, partial, mask)

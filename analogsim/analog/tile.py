@@ -96,6 +96,7 @@ class AnalogTile(nn.Module):
         self._cache: ReadModel | None = None
         self._gen2: torch.Generator | None = None  # second-half normals (``normals.randn``)
         self._numerics = num.check(numerics)
+        self._now: Tensor | None = None  # device time for the compiled kernels
         self._fusion = fused.Fusion.of(profile, self.conv.a / self.conv.b, self.state.has_faults,
                                        self.device)
 
@@ -154,7 +155,8 @@ class AnalogTile(nn.Module):
         partial = not (first or all_devices)
         if self._paths()["fused"]:
             st.program_fused(s, w, unit if unit is not None else torch.ones_like(scale),
-                             self.clock.now, self.generator, noisy, partial, None, self._fusion)
+                             self._now_tensor(self.clock.now), self.generator, noisy, partial,
+                             None, self._fusion)
         else:
             target = st.targets(w / unit if unit is not None else w, self.profile)
             changed = target != s.g_target if partial else None
@@ -210,7 +212,7 @@ class AnalogTile(nn.Module):
         rn = p.read_noise
         noise = self._rel_noise or rn.absolute_uS > 0
         if paths["fused"]:
-            now = torch.tensor(now_s, dtype=torch.float64, device=self.device)
+            now = self._now_tensor(now_s)
             fz = self._fusion
             kern = fused.kernel("read_fields", fz.structure)
             w, var = kern(s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise)
@@ -267,7 +269,7 @@ class AnalogTile(nn.Module):
         (``fused.reference_sums``): the same read, summed in another order."""
         s, fz, p = self.state, self._fusion, self.profile
         u = self._reference_codes()
-        now = torch.tensor(now_s, dtype=torch.float64, device=self.device)
+        now = self._now_tensor(now_s)
         noise = self._rel_noise or p.read_noise.absolute_uS > 0
         mean, var = fused.kernel("reference_sums", fz.structure)(
             s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise, u.transpose(1, 2))
@@ -278,6 +280,13 @@ class AnalogTile(nn.Module):
         if var is not None:  # the same draw as ``periphery.read_noise`` makes for one row
             y = self._normals(tuple(mean.shape)).mul_(var.sqrt()).add_(mean)
         return self._reference_magnitude(y)
+
+    def _now_tensor(self, now_s: float) -> Tensor:
+        """``now_s`` in the tile's 0-d float64 device tensor (a fill on the device: no host
+        round trip on a GPU), for the compiled kernels."""
+        if self._now is None:
+            self._now = torch.zeros((), dtype=torch.float64, device=self.device)
+        return self._now.fill_(now_s)
 
     def _reference_codes(self) -> Tensor:
         """DAC codes (C, 1, ci) of the all-ones reference input (zeros on padding rows)."""
