@@ -22,6 +22,7 @@ from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
 
 ULPS16 = 16 * 2.0**-23
+OUT, IN = 513, 601  # pcm's 512×512 crossbars: two of each, one padding row and column
 ULPS4 = 4 * 2.0**-23
 BUFFERS = ("g_target", "g_prog", "nu", "q2", "t_prog")
 
@@ -45,9 +46,9 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
                                                       "bf16_variance": False, "fused": True})
     clock = analogsim.SimClock()
-    ref = AnalogTile(70, 300, p, clock, torch.Generator(device).manual_seed(4), device,
+    ref = AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
                      numerics="exact")
-    fz = AnalogTile(70, 300, p, clock, torch.Generator(device).manual_seed(4), device,
+    fz = AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
                     numerics="fast")
     # both paths program with the same normals: the fused write's counter-based ones, from a
     # seed that leaves the generators (and so every read's noise) in step
@@ -65,18 +66,26 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
 
 
 def _write_and_drift(ref: AnalogTile, fz: AnalogTile, clock: analogsim.SimClock) -> None:
-    """The first programming, a write that changes part of the weights a while later, and
-    another step of device time."""
+    """The first programming; a noisy write that changes part of the weights an hour later; a
+    noise-free write of other weights (the ideal update model's); a refresh of every device;
+    a last partial write; then a day of device time."""
     g = torch.Generator().manual_seed(9)
-    w = torch.randn(70, 300, generator=g).to(ref.device)
+    w = torch.randn(OUT, IN, generator=g).to(ref.device)
+
+    def change(w: torch.Tensor) -> torch.Tensor:
+        w = w.clone()
+        w[:, : IN // 2] += 0.05 * torch.randn(OUT, IN // 2, generator=g).to(ref.device)
+        w[:5] = -w[:5]  # sign flips move weight between the devices of a pair
+        return w
+
     for t in (ref, fz):
         t.program(w)
-    clock.advance(3600.0)
-    w2 = w.clone()
-    w2[:, :150] += 0.05 * torch.randn(70, 150, generator=g).to(ref.device)
-    w2[:5] = -w2[:5]  # sign flips move weight between the devices of a pair
-    for t in (ref, fz):
-        t.program(w2)
+    for step, kw in ((3600.0, {}), (60.0, {"noisy": False}), (60.0, {"all_devices": True}),
+                     (60.0, {})):
+        clock.advance(step)
+        w = change(w)
+        for t in (ref, fz):
+            t.program(w, **kw)
     clock.advance(86400.0)
 
 
@@ -87,11 +96,12 @@ def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
                                              device: torch.device) -> None:
     if compiled and name in ("rram", "noisy_nodes", "ideal"):
         pytest.skip("compiled: pcm and low_precision cover every branch (each compile ~10 s)")
-    if compiled and not fused.compiled_ok():
+    if compiled and not fused.compiled_ok(device.type):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
     ref, fz, clock = _tiles(name, compiled, monkeypatch, device)
     _write_and_drift(ref, fz, clock)
     tol = ULPS16 if compiled else ULPS4
+    ci_ulps = ref.grid.ci * 2.0**-24  # a sum of ci terms in another order: ci half-ulps
 
     def close(a: torch.Tensor, b: torch.Tensor, floor: torch.Tensor | float = 0.0) -> bool:
         a, b = a.double(), b.double()
@@ -120,13 +130,51 @@ def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
         assert mb.var is not None and close(ma.var, mb.var)
     if ref.compensated:  # the reference reads after the write: an ADC code apart at most
         assert bool(((ref.comp_ref - comp).abs() <= 1.01 * ref.conv.b).all())
+        # before the ADC: the reference read's sums against the step-by-step products
+        u = ref._reference_codes()
+        k = fused.kernel("reference_sums", fz._fusion.structure) if compiled else \
+            fused.reference_sums
+        mean, var = k(s.g_prog, s.nu, s.q2, s.t_prog, fz._now_tensor(clock.now), fz._fusion.c,
+                      fz._fusion.structure, ma.var is not None, u.transpose(1, 2))
+        scale = torch.bmm(u.abs(), g.float()).double()  # |u|·(|G+| + |G−|): no cancellation
+        assert bool(((mean.double() - torch.bmm(u, ma.w).double()).abs()
+                     <= (tol + ci_ulps) * scale).all())
+        if ma.var is not None:
+            assert var is not None
+            want = torch.bmm(u * u, ma.var.float()).double()
+            assert bool(((var.double() - want).abs() <= (tol + ci_ulps) * want).all())
+        assert ma.gain is not None and mb.gain is not None
+        assert torch.allclose(ma.gain, mb.gain, rtol=0, atol=2 * ref.conv.b / float(
+            ref.comp_ref.min()))
 
 
-def test_fused_path_is_recorded_and_chosen_by_measurement() -> None:
-    paths = num.fast_paths("cpu")
-    assert paths["fused"] == (fused.compiled_ok() and fused.pays())
-    assert num.describe("fast")["fused"] == paths["fused"]
-    assert num.describe("exact")["fused"] is False
+@pytest.mark.parametrize("on", [True, False])
+def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
+        on: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The measured choice (``fast_paths``) decides: a fast tile calls the kernels when
+    ``fused`` is on and never otherwise; exact tiles never do; runs record the choice."""
+    calls: list[str] = []
+
+    def kernel(name: str, structure: fused.Structure) -> object:
+        calls.append(name)
+        return getattr(fused, name)
+
+    monkeypatch.setattr(fused, "kernel", kernel)
+    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
+                                                      "bf16_variance": False, "fused": on})
+    clock = analogsim.SimClock()
+    for setting in ("exact", "fast"):
+        tile = AnalogTile(30, 40, load_profile("pcm"), clock, torch.Generator().manual_seed(1),
+                          numerics=setting)
+        tile.program(torch.randn(30, 40))
+        clock.advance(10.0)
+        tile.mvm(torch.rand(4, 40))
+        used = on and setting == "fast"
+        assert bool(calls) == used, (setting, calls)
+        if used:
+            assert set(calls) == {"program_into", "reference_sums", "read_fields"}
+        assert num.describe(setting)["fused"] is used  # type: ignore[arg-type]
+        calls.clear()
 
 
 # ------------------------------------------------------------------------------ normals
@@ -155,9 +203,21 @@ def test_hash_normals_are_independent_standard_normals(device: torch.device) -> 
         assert abs(corr(zk[:-1], zk[1:])) < se
         assert abs(corr(zk, other)) < se
     assert abs(corr(z[0], z[1])) < se
+    assert abs(corr(z[0] ** 2, z[1] ** 2)) < se  # dependence a linear check cannot see
     assert float(z.abs().max()) < 6.0  # 24-bit uniforms: |z| ≤ √(2·ln 2²⁵) ≈ 5.9
     again = fused.hash_normals(torch.tensor([20261201], device=device), 2, (n,))
     assert torch.equal(again.double().cpu(), z)  # a pure function of seed and index
+
+
+def test_splitmix64_gives_the_reference_stream() -> None:
+    """Known answers: SplitMix64 from state 0 starts 0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4,
+    0x06C45D188009454F (the published reference outputs), and a seed offsets the stream."""
+    idx = torch.arange(3, dtype=torch.int64)
+    got = [int(v) % 2**64 for v in fused.splitmix64(torch.tensor([0]), idx)]
+    assert got == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F]
+    gamma = 0x9E3779B97F4A7C15 - 2**64
+    shifted = fused.splitmix64(torch.tensor([gamma]), idx[:2])
+    assert torch.equal(shifted, fused.splitmix64(torch.tensor([0]), idx[1:]))
 
 
 def test_fused_write_has_the_programming_noise_of_the_profile(

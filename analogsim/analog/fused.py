@@ -117,26 +117,32 @@ def _srl(x: Tensor, k: int) -> Tensor:
     return (x >> k) & ((1 << (64 - k)) - 1)
 
 
+def splitmix64(seed: Tensor, index: Tensor) -> Tensor:
+    """SplitMix64's output for state seed + (index + 1)·γ: the bits (as int64) of the
+    (index + 1)-th number of the stream that starts at ``seed``, for every element of
+    ``index`` (int64). Products wrap modulo 2⁶⁴ as the algorithm needs."""
+    z = seed.reshape(()) + (index + 1) * _GAMMA
+    z = (z ^ _srl(z, 30)) * _M1
+    z = (z ^ _srl(z, 27)) * _M2
+    return z ^ _srl(z, 31)
+
+
 def hash_normals(seed: Tensor, kinds: int, shape: tuple[int, ...]) -> Tensor:
     """float32 N(0, 1) of shape (``kinds``, *``shape``), ``kinds`` ≤ 2, a pure function of
     ``seed`` (1-element int64 tensor) and each element's flat index in ``shape``.
 
-    One 64-bit hash per element: SplitMix64 of seed + (index + 1)·γ (Steele, Lea & Flood
-    2014, "Fast splittable pseudorandom number generators"); its top and low 24 bits are two
-    uniforms u₁ ∈ (0, 1), u₂ ∈ [0, 1), and Box–Muller gives the pair r·cos θ (kind 0) and
-    r·sin θ (kind 1), r = √(−2 ln u₁), θ = 2π u₂: two independent normals (|z| ≤ 5.9). Inside
+    One 64-bit hash per element: ``splitmix64`` (Steele, Lea & Flood 2014, "Fast splittable
+    pseudorandom number generators"); its top and low 24 bits are two uniforms u₁ ∈ (0, 1],
+    u₂ ∈ [0, 1), and Box–Muller gives the pair r·cos θ (kind 0) and r·sin θ (kind 1),
+    r = √(−2 ln u₁), θ = 2π u₂: two independent normals (|z| ≤ √(2 ln 2²⁴) ≈ 5.8). Inside
     a compiled kernel it costs no memory traffic and no sequential generator state, and the
     numbers do not depend on the thread count.
     """
     n = 1
     for d in shape:
         n *= d
-    idx = torch.arange(1, n + 1, dtype=torch.int64, device=seed.device)
-    z = seed.reshape(()) + idx * _GAMMA
-    z = (z ^ _srl(z, 30)) * _M1
-    z = (z ^ _srl(z, 27)) * _M2
-    z = z ^ _srl(z, 31)
-    u1 = (_srl(z, 40).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1): no log(0)
+    z = splitmix64(seed, torch.arange(n, dtype=torch.int64, device=seed.device))
+    u1 = 1.0 - _srl(z, 40).to(torch.float32) * 2.0**-24  # (0, 1], exact: no log(0)
     theta = (z & 0xFFFFFF).to(torch.float32) * (2.0**-24 * 2 * math.pi)
     r = torch.sqrt(-2.0 * torch.log(u1))
     parts = [r * torch.cos(theta), r * torch.sin(theta)][:kinds]
@@ -282,29 +288,28 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
 @functools.cache
 def kernel(name: str, structure: Structure) -> Callable[..., Any]:
     """``name``'s function compiled by ``torch.compile`` (dynamic shapes) for tiles of
-    ``structure``, or the plain one where this torch cannot compile (``compiled_ok``).
+    ``structure`` (used only where ``compiled_ok`` for the tile's device).
 
     Each structure gets its own copy of the function's code, so that torch's limit on
     recompilations per code object (a handful) counts per structure, not per process.
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
           "reference_sums": reference_sums}[name]
-    if not compiled_ok():
-        return fn
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
     return torch.compile(copy, dynamic=True)
 
 
 @functools.cache
-def compiled_ok() -> bool:
-    """Whether ``torch.compile`` works here (a C++ compiler for the CPU backend): compiles and
-    runs a tiny function once per process."""
+def compiled_ok(device_type: str = "cpu") -> bool:
+    """Whether ``torch.compile`` works for ``device_type`` here (a C++ compiler for the CPU,
+    Triton for CUDA): compiles and runs a tiny function on that device once per process."""
     try:
         with warnings.catch_warnings():  # torch's own deprecations, met while it compiles
             warnings.simplefilter("ignore", DeprecationWarning)
             f = torch.compile(lambda a: (a * 2).exp(), dynamic=True)
-            return bool(torch.allclose(f(torch.ones(3)), torch.full((3,), math.exp(2.0))))
+            one = torch.ones(3, device=device_type)
+            return bool(torch.allclose(f(one).cpu(), torch.full((3,), math.exp(2.0))))
     except Exception:  # noqa: BLE001 (any backend failure means: run the plain functions)
         return False
 

@@ -64,7 +64,8 @@ def fast_paths(device_type: str) -> dict[str, bool]:
     from analogsim.analog import fused
 
     if device_type == "cuda":
-        return {"int8_mean": False, "bf16_variance": True, "fused": fused.compiled_ok()}
+        return {"int8_mean": False, "bf16_variance": True,
+                "fused": fused.compiled_ok("cuda")}
     if device_type != "cpu":
         return {"int8_mean": False, "bf16_variance": False, "fused": False}
     g = torch.Generator().manual_seed(0)
