@@ -241,8 +241,7 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
         layer = analogsim.AnalogLinear(torch.randn(300, 700, generator=torch.Generator()
                                                    .manual_seed(1)), None, p, seed=3,
                                        numerics=setting)
-        # the same chip: the fast write draws its programming normals differently
-        # (``fused.hash_normals``), so the fast layer takes the exact one's devices
+        # the same chip for both (the fast write's rounding differs by a few ulps)
         if state is None:
             state = layer.state_dict()
         else:

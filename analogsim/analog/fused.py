@@ -103,58 +103,6 @@ class Fusion:
         return cls(Structure.of(p, faults), c, poly)
 
 
-# ------------------------------------------------------------------------------ normals
-def _u64(c: int) -> int:
-    """A 64-bit constant as the int64 with the same bits."""
-    return c - (1 << 64) if c >= 1 << 63 else c
-
-
-_GAMMA, _M1, _M2 = _u64(0x9E3779B97F4A7C15), _u64(0xBF58476D1CE4E5B9), _u64(0x94D049BB133111EB)
-
-
-def _srl(x: Tensor, k: int) -> Tensor:
-    """Logical right shift of int64 bits (``>>`` on int64 is arithmetic)."""
-    return (x >> k) & ((1 << (64 - k)) - 1)
-
-
-def splitmix64(seed: Tensor, index: Tensor) -> Tensor:
-    """SplitMix64's output for state seed + (index + 1)·γ: the bits (as int64) of the
-    (index + 1)-th number of the stream that starts at ``seed``, for every element of
-    ``index`` (int64). Products wrap modulo 2⁶⁴ as the algorithm needs."""
-    z = seed.reshape(()) + (index + 1) * _GAMMA
-    z = (z ^ _srl(z, 30)) * _M1
-    z = (z ^ _srl(z, 27)) * _M2
-    return z ^ _srl(z, 31)
-
-
-def hash_normals(seed: Tensor, kinds: int, shape: tuple[int, ...]) -> Tensor:
-    """float32 N(0, 1) of shape (``kinds``, *``shape``), ``kinds`` ≤ 2, a pure function of
-    ``seed`` (1-element int64 tensor) and each element's flat index in ``shape``.
-
-    One 64-bit hash per element: ``splitmix64`` (Steele, Lea & Flood 2014, "Fast splittable
-    pseudorandom number generators"); its top and low 24 bits are two uniforms u₁ ∈ (0, 1],
-    u₂ ∈ [0, 1), and Box–Muller gives the pair r·cos θ (kind 0) and r·sin θ (kind 1),
-    r = √(−2 ln u₁), θ = 2π u₂: two independent normals (|z| ≤ √(2 ln 2²⁴) ≈ 5.8). Inside
-    a compiled kernel it costs no memory traffic and no sequential generator state, and the
-    numbers do not depend on the thread count.
-    """
-    n = 1
-    for d in shape:
-        n *= d
-    z = splitmix64(seed, torch.arange(n, dtype=torch.int64, device=seed.device))
-    u1 = 1.0 - _srl(z, 40).to(torch.float32) * 2.0**-24  # (0, 1], exact: no log(0)
-    theta = (z & 0xFFFFFF).to(torch.float32) * (2.0**-24 * 2 * math.pi)
-    r = torch.sqrt(-2.0 * torch.log(u1))
-    parts = [r * torch.cos(theta), r * torch.sin(theta)][:kinds]
-    return torch.stack(parts).reshape(kinds, *shape)
-
-
-def write_seed(generator: torch.Generator, device: torch.device) -> Tensor:
-    """The seed of one write's ``hash_normals``: one draw from the tile's generator, kept on
-    ``device`` (no host round trip)."""
-    return torch.randint(-(2**62), 2**62, (1,), generator=generator, device=device)
-
-
 # ------------------------------------------------------------------------------ read model
 def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
                 c: Tensor, s: Structure, want_var: bool) -> tuple[Tensor, Tensor | None]:
@@ -261,17 +209,15 @@ def kinds_of(s: Structure, noisy: bool) -> int:
 
 
 def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
-                 seed: Tensor, stuck_low: Tensor, stuck_high: Tensor, now: Tensor, c: Tensor,
-                 poly: Tensor, s: Structure, noisy: bool, partial: bool,
+                 xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
+                 c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool,
                  mask: Tensor | None) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
     of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and
     ``t_prog``: every device, or with ``partial`` those whose target changed (``mask`` too, if
-    given, (1 or D, C, ci, out_p)). The write's normals are ``hash_normals(seed, kinds, (D,
-    C, ci, out_p))``."""
+    given, (1 or D, C, ci, out_p)). ``xi``: the write's normals, (kinds, D, C, ci, out_p)
+    (``kinds_of``), as ``state.program`` draws them."""
     target = targets(w / scale, c, s)
-    kinds = kinds_of(s, noisy)
-    xi = hash_normals(seed, kinds, tuple(target.shape)) if kinds else None
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
     changed = None
     if partial:
@@ -285,13 +231,25 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
 
 
 # ------------------------------------------------------------------------------ compiling
-@functools.cache
 def kernel(name: str, structure: Structure) -> Callable[..., Any]:
+    """``name``'s function compiled for tiles of ``structure`` at torch's current thread
+    count (``_kernel``)."""
+    return _kernel(name, structure, torch.get_num_threads())
+
+
+@functools.cache
+def _kernel(name: str, structure: Structure, threads: int) -> Callable[..., Any]:
     """``name``'s function compiled by ``torch.compile`` (dynamic shapes) for tiles of
     ``structure`` (used only where ``compiled_ok`` for the tile's device).
 
     Each structure gets its own copy of the function's code, so that torch's limit on
-    recompilations per code object (a handful) counts per structure, not per process.
+    recompilations per code object (a handful) counts per structure, not per process. The
+    CPU code torch generates is written for the thread count it was compiled at (its
+    reductions keep one partial sum per thread): a kernel is compiled per thread count, and
+    torch's graph cache — whose key omits the thread count, so a process with fewer threads
+    could load a kernel written for more and leave part of its output unwritten — is off for
+    these kernels (compiled code is still cached on disk by its source, which names the
+    thread count).
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
           "reference_sums": reference_sums}[name]

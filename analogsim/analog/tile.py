@@ -155,7 +155,7 @@ class AnalogTile(nn.Module):
         partial = not (first or all_devices)
         if self._paths()["fused"]:
             st.program_fused(s, w, unit if unit is not None else torch.ones_like(scale),
-                             self._now_tensor(self.clock.now), self.generator, noisy, partial,
+                             self._now_tensor(self.clock.now), self._normals, noisy, partial,
                              None, self._fusion)
         else:
             target = st.targets(w / unit if unit is not None else w, self.profile)
