@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 import types
 import warnings
 from collections.abc import Callable
@@ -272,17 +271,6 @@ def compiled_ok(device_type: str = "cpu") -> bool:
         return False
 
 
-def best_ms(fn: Callable[[], object], repeats: int = 5) -> float:
-    """The fastest of ``repeats`` timed calls after a warm-up call, ms."""
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
-
-
 @functools.cache
 def pays() -> bool:
     """Whether the compiled read model is faster than the step-by-step one on this CPU,
@@ -309,5 +297,7 @@ def pays() -> bool:
         del w, v
 
     k = kernel("read_fields", fz.structure)
+    from analogsim.analog.numerics import best_ms
+
     return best_ms(lambda: k(g_prog, nu, q2, t_prog, now, fz.c, fz.structure, True)) \
         < 0.8 * best_ms(step_by_step)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -45,7 +46,8 @@ def cpu_int_mm() -> bool:
         return False
 
 
-def _best_ms(fn, repeats: int = 5) -> float:
+def best_ms(fn: Callable[[], object], repeats: int = 5) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn`` after a warm-up call, ms."""
     fn()
     best = float("inf")
     for _ in range(repeats):
@@ -71,14 +73,14 @@ def fast_paths(device_type: str) -> dict[str, bool]:
     g = torch.Generator().manual_seed(0)
     u = torch.randint(-127, 128, (256, 512), generator=g).float()
     w = torch.randn(512, 512, generator=g)
-    f32 = _best_ms(lambda: u @ w)
-    bf = _best_ms(lambda: u.bfloat16() @ w.bfloat16())
+    f32 = best_ms(lambda: u @ w)
+    bf = best_ms(lambda: u.bfloat16() @ w.bfloat16())
     out = {"int8_mean": False, "bf16_variance": bf < 0.9 * f32, "fused": fused.pays()}
     if cpu_int_mm():
         u8 = u.to(torch.int8)
         w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
         # the int8 product computes both digits: twice the columns of the float32 one
-        out["int8_mean"] = _best_ms(lambda: torch._int_mm(u8, w8)) < 0.9 * f32
+        out["int8_mean"] = best_ms(lambda: torch._int_mm(u8, w8)) < 0.9 * f32
     return out
 
 
