@@ -6,7 +6,7 @@ step-by-step code in ``state`` and ``tile`` means (the float32 reference path, u
 ``numerics: "exact"``). Under ``numerics: "fast"`` the tile calls them through
 ``torch.compile`` (``kernel``), which turns each into one loop over the devices instead of a
 chain of ~20 passes that each read and write every device array. Profile constants travel as
-one float64 tensor (``Consts``) so that one compiled kernel serves every tile and profile of a
+one float64 tensor (``consts``) so that one compiled kernel serves every tile and profile of a
 structure; only the structure (which effects are on) picks the kernel.
 
 Shapes: device arrays (D, C, ci, out_p), D = 2 for a differential pair, else 1; per-weight
@@ -56,9 +56,9 @@ class Structure:
 
 
 #: Order of the profile constants in ``consts`` (one float64 tensor).
-CONST_NAMES = ("t0", "unit", "t0_plus_t_read", "two_t_read", "abs_var", "var_scale", "q_coeff", "q_exp", "q_max",
-               "g_floor", "mu_slope", "mu_icpt", "mu_min", "mu_max", "sd_slope", "sd_icpt",
-               "sd_min", "sd_max", "poly_scale", "level_step")
+CONST_NAMES = ("t0", "unit", "t0_plus_t_read", "two_t_read", "abs_var", "var_scale",
+               "q_coeff", "q_exp", "q_max", "g_floor", "mu_slope", "mu_icpt", "mu_min",
+               "mu_max", "sd_slope", "sd_icpt", "sd_min", "sd_max", "level_step")
 _I = {n: i for i, n in enumerate(CONST_NAMES)}
 
 
@@ -80,7 +80,7 @@ def consts(p: DeviceProfile, unit: float, device: torch.device) -> tuple[Tensor,
         "mu_slope": dr.nu_mean.ln_slope, "mu_icpt": dr.nu_mean.intercept,
         "mu_min": dr.nu_mean.min, "mu_max": dr.nu_mean.max,
         "sd_slope": dr.nu_std.ln_slope, "sd_icpt": dr.nu_std.intercept,
-        "sd_min": dr.nu_std.min, "sd_max": dr.nu_std.max, "poly_scale": k,
+        "sd_min": dr.nu_std.min, "sd_max": dr.nu_std.max,
         "level_step": 1.0 / (m.levels - 1) if m.levels is not None else 1.0,
     }
     c = torch.tensor([vals[n] for n in CONST_NAMES], dtype=torch.float64, device=device)
@@ -209,20 +209,15 @@ def kinds_of(s: Structure, noisy: bool) -> int:
 
 def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
                  xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
-                 c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool,
-                 mask: Tensor | None) -> None:
+                 c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
     of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and
-    ``t_prog``: every device, or with ``partial`` those whose target changed (``mask`` too, if
-    given, (1 or D, C, ci, out_p)). ``xi``: the write's normals, (kinds, D, C, ci, out_p)
-    (``kinds_of``), as ``state.program`` draws them."""
+    ``t_prog``: every device, or with ``partial`` those whose target changed. ``xi``: the
+    write's normals, (kinds, D, C, ci, out_p) (``kinds_of``), as ``state.program`` draws
+    them."""
     target = targets(w / scale, c, s)
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
-    changed = None
-    if partial:
-        changed = target != bufs["g_target"]
-        if mask is not None:
-            changed = changed & mask
+    changed = target != bufs["g_target"] if partial else None
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(t if changed is None else torch.where(changed, t, buf))
@@ -243,12 +238,9 @@ def _kernel(name: str, structure: Structure, threads: int) -> Callable[..., Any]
 
     Each structure gets its own copy of the function's code, so that torch's limit on
     recompilations per code object (a handful) counts per structure, not per process. The
-    CPU code torch generates is written for the thread count it was compiled at (its
-    reductions keep one partial sum per thread): a kernel is compiled per thread count, and
-    torch's graph cache — whose key omits the thread count, so a process with fewer threads
-    could load a kernel written for more and leave part of its output unwritten — is off for
-    these kernels (compiled code is still cached on disk by its source, which names the
-    thread count).
+    CPU code torch generates depends on the thread count it is compiled at, so a kernel is
+    compiled per thread count (a process that changes ``torch.set_num_threads`` gets a new
+    one); tests check the kernels at two threads and, in a fresh process, at one.
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
           "reference_sums": reference_sums}[name]

@@ -123,17 +123,17 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
 
 def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
                   normals: Callable[[tuple[int, ...]], Tensor], noisy: bool, partial: bool,
-                  mask: Tensor | None, fusion: fused.Fusion) -> None:
+                  fusion: fused.Fusion) -> None:
     """``program`` of the targets of weights ``w`` (C, ci, out_p) in units of ``scale`` (C, 1,
     out_p) at device time ``now`` (0-d float64 tensor on the state's device, s) in one compiled
     pass (``fused.program_into``): the same physics and the same normals. ``partial``: only
-    the devices whose target changed (and ``mask``, if given); else all."""
+    the devices whose target changed; else all."""
     kinds = fused.kinds_of(fusion.structure, noisy)
     xi = normals((kinds, *state.g_target.shape)) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
     kern = fused.kernel("program_into", fusion.structure)
     kern(bufs, state.t_prog, w, scale, xi, state.stuck_low, state.stuck_high, now, fusion.c,
-         fusion.poly, fusion.structure, noisy, partial, mask)
+         fusion.poly, fusion.structure, noisy, partial)
 
 
 def conductances(state: DeviceState, now_s: float, profile: DeviceProfile

@@ -121,10 +121,14 @@ class AnalogTile(nn.Module):
         return paths
 
     @property
+    def _var_noise(self) -> bool:
+        """Whether reads have device noise (a read variance per weight)."""
+        return self._rel_noise or self.profile.read_noise.absolute_uS > 0
+
+    @property
     def noisy_reads(self) -> bool:
         """Whether two reads of the same input differ (read or output noise)."""
-        return (self._rel_noise or self.profile.read_noise.absolute_uS > 0
-                or self.profile.adc.noise_std > 0)
+        return self._var_noise or self.profile.adc.noise_std > 0
 
     # ----------------------------------------------------------------------------- programming
     def program(self, weight: Tensor, noisy: bool = True, all_devices: bool = False) -> None:
@@ -156,7 +160,7 @@ class AnalogTile(nn.Module):
         if self._paths()["fused"]:
             st.program_fused(s, w, unit if unit is not None else torch.ones_like(scale),
                              self._now_tensor(self.clock.now), self._normals, noisy, partial,
-                             None, self._fusion)
+                             self._fusion)
         else:
             target = st.targets(w / unit if unit is not None else w, self.profile)
             changed = target != s.g_target if partial else None
@@ -210,7 +214,7 @@ class AnalogTile(nn.Module):
         p, s, cv = self.profile, self.state, self.conv
         paths = self._paths()
         rn = p.read_noise
-        noise = self._rel_noise or rn.absolute_uS > 0
+        noise = self._var_noise
         if paths["fused"]:
             now = self._now_tensor(now_s)
             fz = self._fusion
@@ -270,9 +274,9 @@ class AnalogTile(nn.Module):
         s, fz, p = self.state, self._fusion, self.profile
         u = self._reference_codes()
         now = self._now_tensor(now_s)
-        noise = self._rel_noise or p.read_noise.absolute_uS > 0
         mean, var = fused.kernel("reference_sums", fz.structure)(
-            s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise, u.transpose(1, 2))
+            s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, self._var_noise,
+            u.transpose(1, 2))
         if p.adc.noise_std > 0:
             out_var = (p.adc.noise_std / self.conv.b) ** 2
             var = var + out_var if var is not None else torch.full_like(mean, out_var)
