@@ -23,15 +23,13 @@ records) into DIR and links them relative to ``--out``.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import math
 import os
 import re
 import shutil
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -41,11 +39,30 @@ from typing import Any
 import yaml
 
 from analogsim.errors import ScenarioError
-from analogsim.plots import SummaryRow, plot_lr_search, summarize
+from analogsim.plots import plot_lr_search
+from analogsim.report.stats import (
+    HOLDS,
+    MIN_SEEDS,
+    NOT_HOLDS,
+    UNRESOLVED,
+    Record,
+    Run,
+    Stat,
+    all_of,
+    curve,
+    final_values,
+    judge,
+    judge_diff,
+    load_run,
+    num,
+    pct,
+    peak,
+    rule_pred,
+    seed_values,
+    stat,
+)
+from analogsim.report.why import pair_evidence, sigma_evidence
 from analogsim.runner.lr_store import read_search
-from analogsim.runner.records import read_records
-
-Record = dict[str, Any]
 
 
 # ------------------------------------------------------------------ the paper's numbers
@@ -76,15 +93,12 @@ DEPTH_TOLERANCE_PTS = 5.0
 #: Epochs at which learning curves are compared side by side.
 EARLY_EPOCHS = (1, 3, 5)
 
-#: Seeds a side needs before a difference can be judged against its spread.
-MIN_SEEDS = 2
-
 RULE_ORDER = ("np", "dnp", "anp", "danp", "inp", "dinp", "bp", "dbp")
 DECOR_PAIRS = (("np", "dnp"), ("anp", "danp"), ("inp", "dinp"), ("bp", "dbp"))
 EXPERIMENTS = ("table2_lr_three_layer", "table2_lr_single_layer", "three_layer",
                "three_layer_he",
                "single_layer", "noisy_baseline", "hw_noisy_baseline", "depth_6", "depth_9",
-               "alignment", "hw_alignment", "sarcos", "convnet", "hw_three_layer",
+               "alignment", "alignment_range", "hw_alignment", "sarcos", "convnet", "hw_three_layer",
                "hw_single_layer", "hw_depth_6", "hw_depth_9", "hw_convnet", "hw_sarcos")
 TITLES = {
     "three_layer": "Three hidden layers of 1024, all eight rules (Fig. 3 top, Table 3)",
@@ -96,198 +110,6 @@ TITLES = {
     "sarcos": "SARCOS-style regression on robot-dynamics (Fig. 7, appendix I)",
     "convnet": "Convnet: DANP, DNP, DINP, BP (Fig. 3 bottom, Table 3)",
 }
-
-
-# ------------------------------------------------------------------ loading
-@dataclass
-class Run:
-    """One results folder."""
-
-    folder: Path
-    manifest: dict[str, Any]
-    records: list[Record]
-    summary: list[SummaryRow] = field(default_factory=list)
-
-    @property
-    def experiment(self) -> str:
-        name = self.manifest["scenario_name"]
-        name = re.sub(r"_(reduced|cpu)$", "", name)
-        return re.sub(r"^paper_", "", name)
-
-    @property
-    def sc(self) -> dict[str, Any]:
-        return self.manifest["scenario"]
-
-    @property
-    def cells(self) -> list[Record]:
-        return [r for r in self.records if r["kind"] == "cell"]
-
-    @property
-    def complete(self) -> bool:
-        return len(self.cells) == len(self.manifest["cells"])
-
-    def wall_s(self) -> float:
-        return float(sum(self.manifest.get("cell_wall_s", {}).values()))
-
-    def span(self) -> tuple[datetime.datetime, datetime.datetime] | None:
-        """The run's manifest ``created`` and ``updated`` times (None if unreadable)."""
-        try:
-            a, b = (datetime.datetime.fromisoformat(self.manifest[k])
-                    for k in ("created", "updated"))
-        except (KeyError, TypeError, ValueError):
-            return None
-        return a, b
-
-    def elapsed_s(self) -> float | None:
-        """Wall time of the run, ``created`` → ``updated`` (a resumed run counts from its
-        first start)."""
-        sp = self.span()
-        return None if sp is None else (sp[1] - sp[0]).total_seconds()
-
-    def command(self) -> str:
-        m = self.manifest
-        dev = "" if m["device"] == "cpu" else f" --device {m['device']}"
-        return (f"analogsim run {m['scenario_file']} --out {self.folder}{dev} "
-                f"--jobs {m['jobs']} --threads {m['threads_per_cell']}")
-
-
-def load_run(folder: Path) -> Run | None:
-    man = folder / "manifest.json"
-    if not man.is_file():
-        return None
-    run = Run(folder, json.loads(man.read_text()), read_records(folder))
-    if run.cells:
-        run.summary = summarize(run.records)
-    return run
-
-
-# ------------------------------------------------------------------ numbers from records
-def pct(v: float | None, nd: int = 1) -> str:
-    return "–" if v is None else f"{100 * v:.{nd}f}"
-
-
-def num(v: float | None, fmt: str = "{:.3g}") -> str:
-    return "–" if v is None else fmt.format(v)
-
-
-def curve(records: Iterable[Record], pred: Callable[[Record], bool],
-          key: str = "test_accuracy") -> dict[int, float]:
-    """Seed-mean of ``key`` per epoch over the epoch rows matching ``pred`` (diverged rows
-    and missing values left out, as the runner's own summary does)."""
-    by: dict[int, list[float]] = defaultdict(list)
-    for r in records:
-        if r["kind"] == "epoch" and not r["diverged"] and pred(r) and r[key] is not None:
-            by[int(r["epoch"])].append(float(r[key]))
-    return {e: sum(v) / len(v) for e, v in sorted(by.items())}
-
-
-def rule_pred(rule: str, baseline: str | None = "any", profile: str | None = None
-              ) -> Callable[[Record], bool]:
-    def pred(r: Record) -> bool:
-        return (r["rule"] == rule and (baseline == "any" or r["baseline"] == baseline)
-                and (profile is None or r["profile_label"] == profile))
-    return pred
-
-
-def peak(c: dict[int, float], higher: bool = True) -> tuple[float | None, int | None]:
-    if not c:
-        return None, None
-    e = (max if higher else min)(c, key=lambda k: c[k])
-    return c[e], e
-
-
-HOLDS, NOT_HOLDS, UNRESOLVED = "holds", "does not hold", "not resolved at this scale"
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One per-seed number over seeds: mean, s.e.m. (None under two seeds), n, min, max."""
-
-    mean: float | None
-    sem: float | None
-    n: int
-    lo: float | None = None
-    hi: float | None = None
-
-    def text(self, scale: float = 100.0, fmt: str = "{:.1f}") -> str:
-        """``mean ± s.e.m. (n seeds)``, or ``–``."""
-        if self.mean is None:
-            return "–"
-        m = fmt.format(scale * self.mean)
-        spread = "" if self.sem is None else f" ± {fmt.format(scale * self.sem)}"
-        return f"{m}{spread} (n={self.n})"
-
-
-def stat(values: Sequence[float]) -> Stat:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    if not vals:
-        return Stat(None, None, 0)
-    n = len(vals)
-    m = sum(vals) / n
-    sem = math.sqrt(sum((v - m) ** 2 for v in vals) / (n - 1) / n) if n > 1 else None
-    return Stat(m, sem, n, min(vals), max(vals))
-
-
-def has_validation(run: Run) -> bool:
-    return any(r.get("val_loss") is not None for r in run.records if r["kind"] == "epoch")
-
-
-def seed_values(run: Run, pred: Callable[[Record], bool], key: str = "test_accuracy",
-                epoch: int | None = None, until: int | None = None) -> list[float]:
-    """Per seed of the cells matching ``pred``: ``key`` at ``epoch`` if given, else at the
-    epoch (≤ ``until``) whose validation metric is best — the test metric itself chooses
-    only in runs without a validation split. Diverged epochs are left out."""
-    metric = key.split("_", 1)[1]
-    higher = metric == "accuracy"
-    sel = f"val_{metric}" if has_validation(run) else key
-    by: dict[int, list[Record]] = defaultdict(list)
-    for r in run.records:
-        if (r["kind"] == "epoch" and not r["diverged"] and pred(r) and r[key] is not None
-                and r.get(sel) is not None and (until is None or r["epoch"] <= until)):
-            by[r["seed"]].append(r)
-    out = []
-    for rows in by.values():
-        if epoch is not None:
-            out += [r[key] for r in rows if r["epoch"] == epoch]
-            continue
-        best = max(rows, key=lambda r: ((r[sel] if higher else -r[sel]), -r["epoch"]))
-        out.append(best[key])
-    return out
-
-
-def final_values(run: Run, pred: Callable[[Record], bool], key: str) -> list[float]:
-    """``key`` of every finished (not diverged) cell matching ``pred``."""
-    return [r[key] for r in run.cells if pred(r) and r["status"] == "done"
-            and r[key] is not None]
-
-
-def judge_diff(diff: float | None, spread: float | None, enough: bool) -> str:
-    """Verdict on "``diff`` > 0": holds when it exceeds the combined ``spread``, does not
-    hold when it is below −``spread``, else not resolved (always without enough seeds)."""
-    if diff is None:
-        return "not measured"
-    if not enough or spread is None:
-        return UNRESOLVED
-    return HOLDS if diff > spread else NOT_HOLDS if diff < -spread else UNRESOLVED
-
-
-def judge(a: Stat, b: Stat, margin: float = 0.0) -> str:
-    """Verdict on "a − b > ``margin``" against the combined s.e.m. of a and b."""
-    if a.mean is None or b.mean is None:
-        return "not measured"
-    enough = a.n >= MIN_SEEDS and b.n >= MIN_SEEDS
-    spread = (math.hypot(a.sem, b.sem) if a.sem is not None and b.sem is not None else None)
-    return judge_diff(a.mean - b.mean - margin, spread, enough)
-
-
-def all_of(verdicts: Iterable[str]) -> str:
-    """Holds when every verdict holds; does not hold when any does not; else unresolved."""
-    vs = list(verdicts)
-    if not vs or "not measured" in vs:
-        return "not measured"
-    if all(v == HOLDS for v in vs):
-        return HOLDS
-    return NOT_HOLDS if NOT_HOLDS in vs else UNRESOLVED
 
 
 def first_epoch_reaching(c: dict[int, float], level: float) -> int | None:
@@ -465,6 +287,7 @@ class Claim:
     holds: bool | str | None  # a verdict string (HOLDS, …), a plain yes/no, None: not measured
     evidence: str
     beyond: bool = False  # a question of this study (hardware), not a claim of the paper
+    why: list[str] = field(default_factory=list)  # evidence on why it comes out so (why.py)
 
     @property
     def verdict(self) -> str:
@@ -479,10 +302,12 @@ def verdict(c: Claim) -> str:
     return f"**{v}**" if v in (HOLDS, NOT_HOLDS) else v
 
 
-def decorrelation_claims(run: Run, pairs: Sequence[tuple[str, str]], where: str
-                         ) -> list[Claim]:
+def decorrelation_claims(run: Run, pairs: Sequence[tuple[str, str]], where: str,
+                         other: Run | None = None) -> list[Claim]:
     """Per (plain, decorrelated) pair: is the decorrelated rule ahead early (test accuracy
-    at epoch min(3, epochs)), and at the epoch chosen on validation? Seed means ± s.e.m."""
+    at epoch min(3, epochs)), and at the epoch chosen on validation? Seed means ± s.e.m.;
+    a claim that does not hold carries the evidence on why (``other``: the run with the other
+    initialisation)."""
     out = []
     early = min(3, int(run.sc["epochs"]))
     for plain, dec in pairs:
@@ -498,6 +323,9 @@ def decorrelation_claims(run: Run, pairs: Sequence[tuple[str, str]], where: str
             f"{dec.upper()} ends ahead of {plain.upper()} (test accuracy at the epoch chosen on "
             "validation)", judge(db, pb), f"{dec.upper()} {db.text()} % vs {plain.upper()} "
             f"{pb.text()} % [{where}]"))
+        for c in out[-2:]:
+            if c.verdict != HOLDS:
+                c.why = pair_evidence(run, dec, plain, other)
     return out
 
 
@@ -542,8 +370,10 @@ def section_table2(runs: dict[str, Run]) -> str:
     return "\n".join(out) + "\n"
 
 
-def section_three_layer(run: Run, figs: Figures, claims: list[Claim], tag: str = "") -> str:
-    """``tag``: what tells this run from the other initialisation's (title, claims)."""
+def section_three_layer(run: Run, figs: Figures, claims: list[Claim], tag: str = "",
+                        other: Run | None = None) -> str:
+    """``tag``: what tells this run from the other initialisation's (title, claims);
+    ``other``: that run, if any (evidence on why a claim does not hold)."""
     out = [f"## {TITLES['three_layer']}{tag}\n", scale_line(run) + "\n",
            accuracy_table(run, "three_layer", baselines=("clean", None)),
            ("Paper: CIFAR-10, 3072-1024×3-10, 5 seeds; ours: Fashion-MNIST, see the scale "
@@ -560,22 +390,24 @@ def section_three_layer(run: Run, figs: Figures, claims: list[Claim], tag: str =
                f"{' > '.join(r.upper() for r in ours)}; paper: "
                f"{' > '.join(r.upper() for r in theirs)}.\n")
     where = f"3 hidden layers{tag}"
-    claims += decorrelation_claims(run, DECOR_PAIRS, where)
+    claims += decorrelation_claims(run, DECOR_PAIRS, where, other)
     dec, plain = ("dnp", "danp", "dinp"), ("np", "anp", "inp")
     if all(r in st for r in ("bp", *dec, *plain)):
-        claims.append(Claim(
-            f"every decorrelated NP variant beats every plain one ({where})",
-            all_of(judge(st[d], st[p]) for d in dec for p in plain),
-            "; ".join(f"{r.upper()} {st[r].text()} %" for r in (*dec, *plain))))
-        claims.append(Claim(
-            f"BP stays ahead of every NP variant in test accuracy ({where})",
-            all_of(judge(st["bp"], st[d]) for d in dec),
-            f"BP {st['bp'].text()} %; " + "; ".join(f"{d.upper()} {st[d].text()} %"
-                                                    for d in dec)))
-        claims.append(Claim(
-            f"INP beats NP and ANP without decorrelation ({where})",
-            all_of(judge(st["inp"], st[p]) for p in ("np", "anp")),
-            "; ".join(f"{r.upper()} {st[r].text()} %" for r in ("inp", "np", "anp"))))
+        for text, pairs in (
+                (f"every decorrelated NP variant beats every plain one ({where})",
+                 [(d, p) for d in dec for p in plain]),
+                (f"BP stays ahead of every NP variant in test accuracy ({where})",
+                 [("bp", d) for d in dec]),
+                (f"INP beats NP and ANP without decorrelation ({where})",
+                 [("inp", p) for p in ("np", "anp")])):
+            shown = list(dict.fromkeys(r for pr in pairs for r in pr))
+            c = Claim(text, all_of(judge(st[a], st[b]) for a, b in pairs),
+                      "; ".join(f"{r.upper()} {st[r].text()} %" for r in shown))
+            for a, b in pairs:
+                if c.verdict != HOLDS and judge(st[a], st[b]) != HOLDS:
+                    c.why += [f"{a.upper()} vs {b.upper()} — {x}"
+                              for x in pair_evidence(run, a, b, other)]
+            claims.append(c)
     return "\n".join(o for o in out if o) + "\n"
 
 
@@ -800,7 +632,10 @@ def alignment_stats(run: Run) -> dict[tuple[str, str, float, int], tuple[float, 
                 math.sqrt(sum(e * e for _, e in v)) / len(v)) for k, v in by.items()}
 
 
-def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Claim]) -> str:
+def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Claim],
+                      wide: Run | None = None) -> str:
+    """Figs. 1 and 6 from ``run``; ``hw``: the same on hardware; ``wide``: the σ² sweep
+    beyond Fig. 6's range (``alignment_range``), the evidence on its two ends."""
     st = alignment_stats(run)
     out = [f"## {TITLES['alignment']}\n", scale_line(run) + "\n"]
     prof = "ideal"
@@ -866,10 +701,26 @@ def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Clai
             rows = [(r, a, b) for r, a, b in rows if a is not None and b is not None]
             if rows:
                 up = [a[0] - b[0] > 2 * math.hypot(a[1], b[1]) for _, a, b in rows]
-                claims.append(Claim(
-                    f"{what} (Fig. 6; σ² = {s_end * s_end:.0e} vs 1e-6, by more than 2 "
-                    "combined s.e.m., for every rule)", all(up),
-                    ", ".join(f"{r.upper()} {signed(a[0] - b[0])}°" for r, a, b in rows)))
+                c = Claim(f"{what} (Fig. 6; σ² = {s_end * s_end:.0e} vs 1e-6, by more than 2 "
+                          "combined s.e.m., for every rule)", all(up),
+                          ", ".join(f"{r.upper()} {signed(a[0] - b[0])}°" for r, a, b in rows))
+                if not all(up) and wide is not None:
+                    both = {**alignment_stats(wide), **st}
+                    ev = sigma_evidence(both, prof, ("np", "anp", "inp"), lay, ref,
+                                        upward=s_end > ref)
+                    c.why = [f"{ev} ({wide.folder.name})"] if ev else []
+                claims.append(c)
+        if wide is not None:
+            wst = alignment_stats(wide)
+            wsig = sorted({k[2] for k in wst if k[0] == prof and k[3] == lay})
+            lines = ["| σ² | NP | ANP | INP |", "|---|---|---|---|"]
+            for s in wsig:
+                cells = [wst.get((prof, r, s, lay)) for r in ("np", "anp", "inp")]
+                lines.append(f"| {s * s:.0e} | " + " | ".join(
+                    "–" if c_ is None else f"{c_[0]:.1f} ± {c_[1]:.1f}" for c_ in cells) + " |")
+            out.append(f"Beyond Fig. 6's range, the angle in layer {lay} at σ² from "
+                       f"{wsig[0] ** 2:.0e} to {wsig[-1] ** 2:.0e}: {scale_line(wide)}\n\n"
+                       + "\n".join(lines) + "\n")
     if hw is not None:
         hst = alignment_stats(hw)
         profs = list(dict.fromkeys(k[0] for k in hst))
@@ -968,18 +819,25 @@ def section_sarcos(run: Run, figs: Figures, claims: list[Claim]) -> str:
     out.append(figs.copy(run, "learning_curves.png", "SARCOS-style learning curves"))
     for plain, dec in (("np", "dnp"), ("anp", "danp"), ("bp", "dbp")):
         if plain in fs and dec in fs:
-            claims.append(Claim(f"decorrelation lowers the final test loss of {plain.upper()} "
-                                "(SARCOS-style)", judge(fs[plain], fs[dec]),
-                                f"{plain.upper()} {fs[plain].text(1, '{:.4f}')}, {dec.upper()} "
-                                f"{fs[dec].text(1, '{:.4f}')}"))
+            c = Claim(f"decorrelation lowers the final test loss of {plain.upper()} "
+                      "(SARCOS-style)", judge(fs[plain], fs[dec]),
+                      f"{plain.upper()} {fs[plain].text(1, '{:.4f}')}, {dec.upper()} "
+                      f"{fs[dec].text(1, '{:.4f}')}")
+            if c.verdict != HOLDS:
+                c.why = pair_evidence(run, dec, plain, loss=True)
+            claims.append(c)
     if {"dnp", "danp", "bp"} <= set(fs):
         bp = fs["bp"]
         bound = Stat(1.25 * bp.mean, None if bp.sem is None else 1.25 * bp.sem, bp.n)  # type: ignore[operator]
-        claims.append(Claim("DNP and DANP come close to BP (SARCOS-style; within 25 % of "
-                            "BP's final test loss)",
-                            all_of(judge(bound, fs[r]) for r in ("dnp", "danp")),
-                            f"DNP {fs['dnp'].text(1, '{:.4f}')}, DANP "
-                            f"{fs['danp'].text(1, '{:.4f}')}, BP {bp.text(1, '{:.4f}')}"))
+        c = Claim("DNP and DANP come close to BP (SARCOS-style; within 25 % of BP's final "
+                  "test loss)", all_of(judge(bound, fs[r]) for r in ("dnp", "danp")),
+                  f"DNP {fs['dnp'].text(1, '{:.4f}')}, DANP "
+                  f"{fs['danp'].text(1, '{:.4f}')}, BP {bp.text(1, '{:.4f}')}")
+        if c.verdict != HOLDS:
+            c.why = [f"{r.upper()} vs BP — {x}" for r in ("dnp", "danp")
+                     if judge(bound, fs[r]) != HOLDS
+                     for x in pair_evidence(run, r, "bp", loss=True)]
+        claims.append(c)
     return "\n".join(o for o in out if o) + "\n"
 
 
@@ -1063,8 +921,9 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
         if key in runs:
             init = runs[key].sc["model"].get("init", "he")
             bias = "with" if runs[key].sc["model"].get("bias", True) else "without"
+            other = runs.get("three_layer_he" if key == "three_layer" else "three_layer")
             body.append(section_three_layer(runs[key], figs, claims,
-                                            f" — init {init}, {bias} bias"))
+                                            f" — init {init}, {bias} bias", other))
     if "noisy_baseline" in runs:
         body.append(section_noisy_baseline(runs["noisy_baseline"], figs, claims,
                                            runs.get("three_layer")))
@@ -1073,7 +932,7 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
                                               runs.get("noisy_baseline")))
     if "alignment" in runs:
         body.append(section_alignment(runs["alignment"], runs.get("hw_alignment"), figs,
-                                      claims))
+                                      claims, runs.get("alignment_range")))
     if "single_layer" in runs:
         body.append(section_single_layer(runs["single_layer"], figs, claims))
     body.append(section_depth(runs, figs, claims))
@@ -1147,6 +1006,7 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
         head.append(f"{title}\n\n{n_ok} of {len(mine)} checks hold, {n_open} are not "
                     f"resolved at this scale. {intro}\n\n"
                     + "\n".join(lines) + "\n")
+        head.append(why_section(mine))
     head.append(
         "## Notes on how far these numbers carry\n\n"
         "- **Scale.** The CPU runs take a few hundred steps of batch 1000; the paper took "
@@ -1172,6 +1032,21 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
                     "10 minutes (the hardware versions other than Fig. 4's with `--all`, which "
                     "takes longer).\n")
     return "\n".join(head + [b for b in body if b])
+
+
+def why_section(claims: Sequence[Claim]) -> str:
+    """For each check that does not hold or is not resolved, the evidence its records hold
+    on why (η, training budget, initialisation, σ² range: ``why.py``)."""
+    open_ = [c for c in claims if c.verdict in (NOT_HOLDS, UNRESOLVED) and c.why]
+    if not open_:
+        return ""
+    out = [("### Why these checks come out so\n\nFor each check that does not hold or is not "
+            "resolved: what the records say about η (the η-search trials on the validation "
+            "split), the training budget (the gap epoch by epoch), the initialisation (the "
+            "run that differs only in it) and, for the angles, the σ² range.\n")]
+    for c in open_:
+        out.append(f"- **{c.text}** ({c.verdict}):\n" + "\n".join(f"  - {w}" for w in c.why))
+    return "\n".join(out) + "\n"
 
 
 def search_section(run: Run, key: str, figs: Figures) -> str:
