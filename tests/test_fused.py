@@ -142,6 +142,39 @@ def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
             ref.comp_ref.min()))
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+def test_fused_pulsed_update_is_the_step_by_step_update(compiled: bool,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        device: torch.device) -> None:
+    """rram's pulsed on-device updates (soft bounds, cycle-to-cycle noise, faults, drift):
+    after the first programming and three increments an hour apart, the fused tile holds the
+    step-by-step tile's state. The same devices change (t_prog, exactly); values within 4
+    ulps (plain) or 16 ulps (compiled) of the conductance scale 1 (g ≤ 1, and w = G+ − G−
+    cancels); ν drawn from the same normals."""
+    if compiled and not fused.compiled_ok(device.type):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    ref, fz, clock = _tiles("rram", compiled, monkeypatch, device)
+    g = torch.Generator().manual_seed(11)
+    w = torch.randn(OUT, IN, generator=g).to(device)
+    for t in (ref, fz):
+        t.program(w)
+    for _ in range(3):
+        clock.advance(3600.0)
+        delta = (0.01 * torch.randn(OUT, IN, generator=g)).to(device)
+        delta[:, ::7] = 0.0  # weights that get no pulse keep their devices
+        for t in (ref, fz):
+            t.apply_increment(delta)
+    tol = ULPS16 if compiled else ULPS4
+    assert torch.equal(ref.state.t_prog, fz.state.t_prog)  # the same devices re-programmed
+    assert torch.equal(ref.state.stuck_low, fz.state.stuck_low)
+    changed = ref.state.t_prog > 0
+    assert 0.3 < float(changed.float().mean()) < 0.9  # pulses moved many devices, not all
+    for b in ("g_target", "g_prog", "nu"):
+        diff = (getattr(ref.state, b) - getattr(fz.state, b)).abs()
+        assert float(diff.max()) <= 4 * tol, b  # |g| ≤ 1, a pair's sum ≤ 2: a few ulps of 1
+    assert torch.equal(ref.generator.get_state(), fz.generator.get_state())
+
+
 @pytest.mark.parametrize("on", [True, False])
 def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
         on: bool, monkeypatch: pytest.MonkeyPatch) -> None:

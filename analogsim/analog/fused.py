@@ -44,6 +44,7 @@ class Structure:
     nu_std_log: bool
     poly_degree: int  # of σ_prog(G)
     levels: bool  # targets snapped to conductance levels
+    q_pow: bool = True  # Q_s depends on G (q_exp ≠ 0; else the constant q_coeff)
 
     @classmethod
     def of(cls, p: DeviceProfile, faults: bool) -> Structure:
@@ -52,7 +53,8 @@ class Structure:
                    rn.one_over_f, rn.absolute_uS > 0,
                    any(c != 0 for c in p.programming.sigma_poly_uS), faults,
                    p.drift.nu_mean.ln_slope != 0, p.drift.nu_std.ln_slope != 0,
-                   len(p.programming.sigma_poly_uS) - 1, p.mapping.levels is not None)
+                   len(p.programming.sigma_poly_uS) - 1, p.mapping.levels is not None,
+                   rn.q_exp != 0)
 
 
 #: Order of the profile constants in ``consts`` (one float64 tensor).
@@ -181,8 +183,11 @@ def program_devices(target: Tensor, xi: Tensor | None, stuck_low: Tensor, stuck_
         sd = _clipped(ln_g, c, "sd", s.nu_std_log)
         out["nu"] = (mu + sd * xi[int(prog)]).abs()
     if s.rel_noise:
-        q = c[_I["q_coeff"]].float() / g.clamp_min(c[_I["g_floor"]].float()) ** c[
-            _I["q_exp"]].float()
+        if s.q_pow:
+            q = c[_I["q_coeff"]].float() / g.clamp_min(c[_I["g_floor"]].float()) ** c[
+                _I["q_exp"]].float()
+        else:  # x⁰ = 1 exactly: the same value without a pow per device
+            q = torch.zeros_like(g) + c[_I["q_coeff"]].float()
         q = torch.minimum(q, c[_I["q_max"]].float())
         out["q2"] = q * q
     return out
@@ -224,6 +229,40 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
     t_prog.copy_(now.expand_as(t_prog) if changed is None else torch.where(changed, now, t_prog))
 
 
+def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse: Tensor,
+               dev: dict[str, Tensor], max_pulses: float, ctoc: float, soft_bounds: bool,
+               xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
+               c: Tensor, poly: Tensor, s: Structure) -> None:
+    """A pulsed update in place (``AnalogTile.apply_increment``'s step-by-step physics, one
+    pass): the drifted conductances at ``now`` give the weights w (C, ci, out_p, normalized);
+    the requested increment ``delta`` (normalized) becomes n = min(round(|Δ|/dw), max_pulses)
+    pulses summed in closed form, dw·(n + c2c·√n·ξ) (``xi_pulse``, (C, ci, out_p)), times the
+    soft-bound factor, clipped to the device's bounds (``physics.pulsed_update``); the devices
+    whose weight and conductance change are re-programmed without programming noise
+    (``program_devices``; ``xi``: the drift normals) and restart their drift clock."""
+    f32 = torch.float32
+    dt = (now - t_prog).clamp_min(0).to(f32)
+    g_prog = bufs["g_prog"]
+    g_now = g_prog * torch.exp(-bufs["nu"] * torch.log1p(dt / c[_I["t0"]].to(f32))) \
+        if s.drift else g_prog
+    w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
+    up = delta > 0
+    dw = torch.where(up, dev["dw_up"], dev["dw_down"])
+    n = torch.clamp(torch.round(delta.abs() / dw), max=max_pulses)
+    step = dw * (n + ctoc * n.sqrt() * xi_pulse)
+    if soft_bounds:
+        step = step * torch.where(up, 1 - w / dev["w_max"], 1 - w / dev["w_min"]).clamp_min(0)
+    w_new = torch.minimum(torch.maximum(w + torch.where(up, step, -step), dev["w_min"]),
+                          dev["w_max"])
+    target = targets(w_new, c, s)
+    changed = (w_new != w).unsqueeze(0) & (target != g_now)
+    new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, False)
+    for name, t in new.items():
+        buf = bufs[name]
+        buf.copy_(torch.where(changed, t, buf))
+    t_prog.copy_(torch.where(changed, now, t_prog))
+
+
 # ------------------------------------------------------------------------------ compiling
 def kernel(name: str, structure: Structure) -> Callable[..., Any]:
     """``name``'s function compiled for tiles of ``structure`` at torch's current thread
@@ -243,7 +282,7 @@ def _kernel(name: str, structure: Structure, threads: int) -> Callable[..., Any]
     one); tests check the kernels at two threads and, in a fresh process, at one.
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
-          "reference_sums": reference_sums}[name]
+          "pulse_into": pulse_into, "reference_sums": reference_sums}[name]
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
     return torch.compile(copy, dynamic=True)

@@ -175,6 +175,11 @@ class AnalogTile(nn.Module):
             raise ValueError(f"profile {self.profile.name}: increments need a pulsed update "
                              "model")
         d = self.grid.to_grid(delta.detach().to(self.device, torch.float32)) / s.scale
+        if self._paths()["fused"]:
+            st.pulse_fused(s, d.contiguous(), self._now_tensor(self.clock.now), self.profile.update,  # type: ignore[arg-type]
+                           self.generator, self._normals, self._fusion)
+            self._written()
+            return
         g_now, _ = st.conductances(s, self.clock.now, self.profile)
         diff = self.profile.mapping.differential
         w_now = s.weight_n(g_now, diff)
