@@ -231,6 +231,30 @@ def test_sigkill_at_random_points_then_resume_is_byte_identical(tmp_path: Path) 
         assert (out / "records.jsonl").read_bytes() == reference, f"trial {trial}"
 
 
+def test_manifest_of_a_run_in_progress_lists_each_finished_cell(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a cell is reported done, the manifest on disk already holds its wall time and a
+    fresh ``updated`` time (a report on a run in progress reads how far it got)."""
+    from analogsim.runner.progress import GridProgress
+
+    out = tmp_path / "out"
+    seen: list[tuple[str, set[str], str]] = []
+    done = GridProgress.cell_done
+
+    def spy(self: GridProgress, cell_id: str, what: str) -> None:
+        m = json.loads((out / "manifest.json").read_text())
+        seen.append((cell_id, set(m["cell_wall_s"]), m["updated"]))
+        done(self, cell_id, what)
+
+    monkeypatch.setattr(GridProgress, "cell_done", spy)
+    report = run_scenario(small_scenario(tmp_path), out, jobs=1, threads=1, verbose=False)
+    assert report.complete and len(seen) == 4
+    for i, (cell, listed, _) in enumerate(seen):
+        assert cell in listed and len(listed) == i + 1  # this cell and those before it
+    assert [u for _, _, u in seen] == sorted(u for _, _, u in seen)
+    assert not json.loads((out / "manifest.json").read_text()).get("failed")
+
+
 # --- non-finite data and metrics ----------------------------------------------------------------
 
 def test_nonfinite_data_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -278,6 +278,9 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
         if status == "diverged":
             report.diverged.append(res.cell_id)
         manifest["cell_wall_s"][res.cell_id] = round(res.wall_s, 3)
+        # the manifest of a run in progress says how far it got (cell times, last update)
+        manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        write_json(folder / MANIFEST, manifest)
         progress.cell_done(res.cell_id, summary)
 
     def on_error(job: CellJob, message: str) -> None:
