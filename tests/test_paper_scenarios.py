@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "scenarios" / "paper"
 FULL = sorted(PAPER.glob("*.yaml"))
 CPU = sorted((PAPER / "cpu").glob("*.yaml"))
+SMALL = sorted((PAPER / "small").glob("*.yaml"))  # reduced scale: plan only
 HARDWARE_PROFILES = ["pcm", "rram", "low_precision", "noisy_nodes"]
 
 
@@ -78,7 +79,7 @@ def test_there_are_paper_scenarios() -> None:
     assert CPU
 
 
-@pytest.mark.parametrize("path", FULL + CPU, ids=lambda p: str(p.relative_to(PAPER)))
+@pytest.mark.parametrize("path", FULL + CPU + SMALL, ids=lambda p: str(p.relative_to(PAPER)))
 def test_scenario_validates_and_plans(path: Path) -> None:
     sc = load_scenario(path)
     assert sc.name.startswith("paper_")
