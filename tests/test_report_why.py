@@ -54,8 +54,11 @@ def test_eta_evidence_reads_the_trials_and_the_grid_edges(tmp_path: Path) -> Non
     assert "INP best 72.0 % at η 0.1 (the largest η tried" in text
     assert "DNP already trails in the trials" in text  # 70.0 < 72.0 at each best η
     ahead = eta_evidence(run, "inp", "dnp")
-    assert ahead is not None and "INP is already ahead in the trials" in ahead
+    assert ahead is not None and "INP is ahead in the trials" in ahead
     assert eta_evidence(run, "dnp", "np") is None  # no trials of NP: no evidence
+    _search(run.folder, "anp", [(1e-2, 0.698)])  # 0.2 points from DNP: within one trial's noise
+    level = eta_evidence(run, "dnp", "anp")
+    assert level is not None and "the two are level in the trials" in level
 
 
 def _curves(a: str, b: str, lead_pts: Any, key: str = "test_accuracy",

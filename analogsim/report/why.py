@@ -28,6 +28,10 @@ from analogsim.runner.lr_store import read_search
 #: this many points (accuracy), or this fraction of the final loss (loss), is called flat.
 FLAT_PTS = 0.5
 FLAT_LOSS_FRACTION = 0.02
+#: Best trials closer than this (points of accuracy, or fraction of the loss) are called level:
+#: one trial per η and seed carries about that much noise.
+LEVEL_PTS = 0.5
+LEVEL_LOSS_FRACTION = 0.01
 
 Trial = tuple[float, float | None, bool]  # (η, validation metric, diverged)
 
@@ -83,11 +87,17 @@ def eta_evidence(run: Run, a: str, b: str, loss: bool = False) -> str | None:
         return None
     epochs = (run.sc.get("lr_search") or {}).get("epochs")
     length = f"{epochs}-epoch trials" if epochs else "trials"
-    a_ahead = ba[1] < bb[1] if loss else ba[1] > bb[1]  # type: ignore[operator]
-    verdict = (f"at each rule's best η {a.upper()} is already ahead in the trials, so the "
-               "order turns later in training, not in the choice of η" if a_ahead else
-               f"at each rule's best η {a.upper()} already trails in the trials: no η of the "
-               "grid puts it ahead")
+    diff = (bb[1] - ba[1]) if loss else (ba[1] - bb[1])  # type: ignore[operator]
+    level = LEVEL_LOSS_FRACTION * abs(bb[1]) if loss else LEVEL_PTS / 100  # type: ignore[arg-type]
+    if abs(diff) < level:
+        verdict = ("at each rule's best η the two are level in the trials, so the order is "
+                   "settled later in training, not by the choice of η")
+    elif diff > 0:
+        verdict = (f"at each rule's best η {a.upper()} is ahead in the trials, so the order "
+                   "turns later in training, not in the choice of η")
+    else:
+        verdict = (f"at each rule's best η {a.upper()} already trails in the trials: no η of "
+                   "the grid puts it ahead")
     return (f"η (validation, {length}): {a.upper()} best {_metric(ba[1], loss)} at η "
             f"{ba[0]:.3g} ({_edge(ta, ba, loss)}); {b.upper()} best {_metric(bb[1], loss)} at "
             f"η {bb[0]:.3g} ({_edge(tb, bb, loss)}) — {verdict}.")
