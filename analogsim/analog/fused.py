@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from analogsim.analog import physics
 from analogsim.config.profile import DeviceProfile
 
 
@@ -105,6 +106,16 @@ class Fusion:
 
 
 # ------------------------------------------------------------------------------ read model
+def drifted(g_prog: Tensor, nu: Tensor, t_prog: Tensor, now: Tensor, c: Tensor, s: Structure
+            ) -> tuple[Tensor, Tensor]:
+    """(G(t)/g_max, dt) per device at device time ``now`` (0-d float64 tensor, s):
+    g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog) in float32 seconds."""
+    f32 = torch.float32
+    dt = (now - t_prog).clamp_min(0).to(f32)
+    g = g_prog * torch.exp(-nu * torch.log1p(dt / c[_I["t0"]].to(f32))) if s.drift else g_prog
+    return g, dt
+
+
 def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
                 c: Tensor, s: Structure, want_var: bool) -> tuple[Tensor, Tensor | None]:
     """Mean weights w (C, ci, out_p) in converter units and read variances var (C, ci, out_p)
@@ -114,9 +125,7 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
     (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
     """
     f32 = torch.float32
-    t0 = c[_I["t0"]].to(f32)
-    dt = (now - t_prog).clamp_min(0).to(f32)
-    g = g_prog * torch.exp(-nu * torch.log1p(dt / t0)) if s.drift else g_prog
+    g, dt = drifted(g_prog, nu, t_prog, now, c, s)
     unit = c[_I["unit"]].to(f32)
     w = (g[0] - g[1]) * unit if s.differential else (g[0] * 2 - 1) * unit
     if not want_var:
@@ -240,20 +249,9 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     soft-bound factor, clipped to the device's bounds (``physics.pulsed_update``); the devices
     whose weight and conductance change are re-programmed without programming noise
     (``program_devices``; ``xi``: the drift normals) and restart their drift clock."""
-    f32 = torch.float32
-    dt = (now - t_prog).clamp_min(0).to(f32)
-    g_prog = bufs["g_prog"]
-    g_now = g_prog * torch.exp(-bufs["nu"] * torch.log1p(dt / c[_I["t0"]].to(f32))) \
-        if s.drift else g_prog
+    g_now, _ = drifted(bufs["g_prog"], bufs["nu"], t_prog, now, c, s)
     w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
-    up = delta > 0
-    dw = torch.where(up, dev["dw_up"], dev["dw_down"])
-    n = torch.clamp(torch.round(delta.abs() / dw), max=max_pulses)
-    step = dw * (n + ctoc * n.sqrt() * xi_pulse)
-    if soft_bounds:
-        step = step * torch.where(up, 1 - w / dev["w_max"], 1 - w / dev["w_min"]).clamp_min(0)
-    w_new = torch.minimum(torch.maximum(w + torch.where(up, step, -step), dev["w_min"]),
-                          dev["w_max"])
+    w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
     target = targets(w_new, c, s)
     changed = (w_new != w).unsqueeze(0) & (target != g_now)
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, False)

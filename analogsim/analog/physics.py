@@ -163,7 +163,15 @@ def sample_pulsed_devices(shape: torch.Size, cfg: PulsedUpdate, generator: torch
 
 def pulsed_update(w: Tensor, delta: Tensor, dev: dict[str, Tensor], cfg: PulsedUpdate,
                   generator: torch.Generator) -> Tensor:
-    """Apply a requested increment ``delta`` (weight units) as pulses; return the new state.
+    """Apply a requested increment ``delta`` (weight units) as pulses; return the new state
+    (``pulse_step`` with one cycle-to-cycle normal per device from ``generator``)."""
+    xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+    return pulse_step(w, delta, dev, xi, cfg.max_pulses, cfg.dw_min_ctoc, cfg.soft_bounds)
+
+
+def pulse_step(w: Tensor, delta: Tensor, dev: dict[str, Tensor], xi: Tensor,
+               max_pulses: float, ctoc: float, soft_bounds: bool) -> Tensor:
+    """The pulsed update of ``pulsed_update`` with its normals ``xi`` (like ``w``) given.
 
     n = min(round(|Δ|/dw), max_pulses) pulses per device; each pulse moves dw·(1 + c2c·ξ),
     scaled by the soft-bound factor (1 − w/w_max up, 1 − w/w_min down); the n pulses are
@@ -171,10 +179,9 @@ def pulsed_update(w: Tensor, delta: Tensor, dev: dict[str, Tensor], cfg: PulsedU
     """
     up = delta > 0
     dw = torch.where(up, dev["dw_up"], dev["dw_down"])
-    n = torch.clamp(torch.round(delta.abs() / dw), max=cfg.max_pulses)
-    xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-    step = dw * (n + cfg.dw_min_ctoc * n.sqrt() * xi)
-    if cfg.soft_bounds:
+    n = torch.clamp(torch.round(delta.abs() / dw), max=max_pulses)
+    step = dw * (n + ctoc * n.sqrt() * xi)
+    if soft_bounds:
         factor = torch.where(up, 1 - w / dev["w_max"], 1 - w / dev["w_min"]).clamp_min(0)
         step = step * factor
     new = w + torch.where(up, step, -step)
