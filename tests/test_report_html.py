@@ -50,6 +50,8 @@ def test_page_holds_scenario_manifest_tables_plots_and_claims(results: Path) -> 
                                            "DANP (noisy) beats DNP (noisy) on pcm"}
     # two seeds are too few to judge: the verdict says so rather than guessing
     assert all(c["verdict"] in ("not resolved at this scale", "not measured") for c in checks)
+    # η was given and two epochs are too short for a trend: no evidence on why, said as nothing
+    assert "why (where it does not hold)" in page and all(c["why"] == "" for c in checks)
 
 
 def test_markdown_table_to_html() -> None:

@@ -140,3 +140,21 @@ def test_why_section_lists_only_open_checks_with_evidence() -> None:
     assert f"- **b fails** ({NOT_HOLDS}):\n  - η line\n  - budget line" in text
     assert "a holds" not in text and "never shown" not in text and "c fails" not in text
     assert why_section(claims[:1]) == ""
+
+
+def test_evidence_reads_only_the_cells_it_is_given(tmp_path: Path) -> None:
+    """Per profile and baseline (``where``): DNP leads INP by 3 points on pcm and trails by 2
+    on ideal; pooled, the two would blur into a +0.5 lead."""
+    recs = []
+    for profile, lead in (("pcm", 3.0), ("ideal", -2.0)):
+        for r in _curves("dnp", "inp", lambda e, lead=lead: lead):
+            recs.append({**r, "profile_label": profile})
+    run = _run(tmp_path / "r", recs)
+    _search(run.folder, "dnp", [(1e-2, 0.70)])
+    pcm = budget_evidence(run, "dnp", "inp", where=("clean", "pcm"))
+    ideal = budget_evidence(run, "dnp", "inp", where=("clean", "ideal"))
+    pooled = budget_evidence(run, "dnp", "inp")
+    assert pcm is not None and "e1 +3.0" in pcm and "e10 +3.0" in pcm
+    assert ideal is not None and "e1 -2.0" in ideal
+    assert pooled is not None and "e1 +0.5" in pooled
+    assert budget_evidence(run, "dnp", "inp", where=("noisy", "pcm")) is None  # no such cells

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from analogsim.report.paper import Run, judge, load_run, seed_values, stat
+from analogsim.report.stats import HOLDS, Run, judge, load_run, seed_values, stat
+from analogsim.report.why import pair_evidence
 
 REPORT = "report.html"
 
@@ -66,11 +67,15 @@ def _figures(folder: Path) -> str:
 def claim_checks(run: Run) -> list[dict[str, str]]:
     """DANP against each DNP variant, per profile and baseline, on the per-seed test accuracy
     at the epoch chosen on validation (on test when the run has no validation split), judged
-    against the combined s.e.m. of the seed means."""
+    against the combined s.e.m. of the seed means; a check that does not hold, between rules
+    of one baseline, carries the evidence on why (``why.pair_evidence``: η trials, the lead by
+    epoch) under ``why``."""
     labels: dict[tuple[str, str], set[str]] = defaultdict(set)
+    baseline: dict[str, str | None] = {}
     for r in run.records:
         if r["kind"] == "cell":
             labels[(r["profile_label"], r["rule"])].add(r["rule_label"])
+            baseline[r["rule_label"]] = r["baseline"]
     out = []
     for (profile, rule), dnp_labels in sorted(labels.items()):
         if rule != "dnp":
@@ -79,9 +84,14 @@ def claim_checks(run: Run) -> list[dict[str, str]]:
             a = stat(seed_values(run, _pred(profile, danp_label)))
             for dnp_label in sorted(dnp_labels):
                 b = stat(seed_values(run, _pred(profile, dnp_label)))
-                out.append({"claim": f"{danp_label} beats {dnp_label} on {profile}",
-                            "evidence": f"{a.text()} against {b.text()} test %",
-                            "verdict": judge(a, b)})
+                check = {"claim": f"{danp_label} beats {dnp_label} on {profile}",
+                         "evidence": f"{a.text()} against {b.text()} test %",
+                         "verdict": judge(a, b), "why": ""}
+                same = baseline[danp_label] == baseline[dnp_label]
+                if check["verdict"] != HOLDS and same:
+                    check["why"] = " ".join(pair_evidence(
+                        run, "danp", "dnp", where=(baseline[danp_label], profile)))
+                out.append(check)
     return out
 
 
@@ -95,15 +105,16 @@ def _claims_html(run: Run) -> str:
         return "<p>No DANP-against-DNP pairs in this run.</p>"
     cls = {"holds": "holds", "does not hold": "not"}
     rows = "".join(f"<tr><td>{_e(c['claim'])}</td><td>{_e(c['evidence'])}</td>"
-                   f"<td class=\"{cls.get(c['verdict'], 'open')}\">{_e(c['verdict'])}</td></tr>"
-                   for c in checks)
+                   f"<td class=\"{cls.get(c['verdict'], 'open')}\">{_e(c['verdict'])}</td>"
+                   f"<td>{_e(c['why'])}</td></tr>" for c in checks)
     chosen = ("on the validation split" if any(r.get("val_accuracy") is not None
                                                 for r in run.records) else
               "on the test split (this run has no validation split: optimistic)")
     return (f"<p>Per seed, the test accuracy at the epoch chosen {chosen}; mean ± s.e.m. over "
             "seeds. A claim holds only when the difference exceeds the combined s.e.m. "
             "(with at least three seeds); otherwise it is not resolved at this scale.</p>"
-            f"<table><thead><tr><th>claim</th><th>evidence</th><th>verdict</th></tr></thead>"
+            f"<table><thead><tr><th>claim</th><th>evidence</th><th>verdict</th>"
+            "<th>why (where it does not hold)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
 

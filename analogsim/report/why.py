@@ -36,14 +36,20 @@ LEVEL_LOSS_FRACTION = 0.01
 Trial = tuple[float, float | None, bool]  # (η, validation metric, diverged)
 
 
-def trials(run: Run, rule: str, loss: bool) -> list[Trial]:
-    """The η-search trials of ``rule`` in ``run`` (every profile and baseline pooled — the
-    runs judged here have one of each), sorted by η."""
+#: Which cells a comparison reads: (baseline or "any", profile label or None for any).
+Where = tuple[str | None, str | None]
+ANY: Where = ("any", None)
+
+
+def trials(run: Run, rule: str, loss: bool, where: Where = ANY) -> list[Trial]:
+    """The η-search trials of ``rule`` in ``run`` on the cells ``where`` selects, sorted by
+    η."""
     key = "val_loss" if loss else "val_accuracy"
+    pred = rule_pred(rule, *where)
     out = []
     for rows in read_search(run.folder).values():
         for r in rows:
-            if r["kind"] == "lr_trial" and r["rule"] == rule:
+            if r["kind"] == "lr_trial" and pred(r):
                 v = r.get(key)
                 ok = v is not None and math.isfinite(v) and not r["diverged"]
                 out.append((float(r["lr"]), float(v) if ok else None, not ok))
@@ -77,11 +83,12 @@ def _edge(ts: Sequence[Trial], best: Trial, loss: bool) -> str:
     return note
 
 
-def eta_evidence(run: Run, a: str, b: str, loss: bool = False) -> str | None:
+def eta_evidence(run: Run, a: str, b: str, loss: bool = False, where: Where = ANY
+                 ) -> str | None:
     """Whether η explains "a does better than b" coming out as it does in ``run``: each
     rule's best validation trial, what lies beyond it on the grid, and whether the ordering of
     the best trials is the reported one."""
-    ta, tb = trials(run, a, loss), trials(run, b, loss)
+    ta, tb = trials(run, a, loss, where), trials(run, b, loss, where)
     ba, bb = _best(ta, loss), _best(tb, loss)
     if ba is None or bb is None:
         return None
@@ -110,13 +117,14 @@ def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
             / sum((x - mx) ** 2 for x in xs))
 
 
-def budget_evidence(run: Run, a: str, b: str, loss: bool = False) -> str | None:
+def budget_evidence(run: Run, a: str, b: str, loss: bool = False, where: Where = ANY
+                    ) -> str | None:
     """``a``'s seed-mean test lead over ``b`` epoch by epoch (points of accuracy, or loss
     units with lower better; positive: a ahead) and its least-squares trend over the second
     half of training; for losses also the final train losses (a test gap that the train
     losses do not show is overfitting)."""
     key = "test_loss" if loss else "test_accuracy"
-    ca, cb = curve(run.records, rule_pred(a), key), curve(run.records, rule_pred(b), key)
+    ca, cb = (curve(run.records, rule_pred(r, *where), key) for r in (a, b))
     epochs = sorted(e for e in set(ca) & set(cb) if e >= 1)  # epoch 0: before training
     if len(epochs) < 3:
         return None
@@ -140,7 +148,7 @@ def budget_evidence(run: Run, a: str, b: str, loss: bool = False) -> str | None:
             + f"{unit}; its least-squares trend over epochs {half[0]}–{last} is "
             f"{fmt.format(slope)}{unit} per epoch ({trend}).")
     if loss:
-        ta, tb = (curve(run.records, rule_pred(r), "train_loss") for r in (a, b))
+        ta, tb = (curve(run.records, rule_pred(r, *where), "train_loss") for r in (a, b))
         if last in ta and last in tb:
             text += (f" Train loss at e{last}: {a.upper()} {ta[last]:.4g}, {b.upper()} "
                      f"{tb[last]:.4g}; test loss {ca[last]:.4g} and {cb[last]:.4g}")
@@ -168,11 +176,11 @@ def init_evidence(other: Run | None, a: str, b: str, loss: bool = False) -> str 
             f"{'holds' if v == 'holds' else 'does not hold' if v == 'does not hold' else 'is not resolved'}.")
 
 
-def pair_evidence(run: Run, a: str, b: str, other: Run | None = None, loss: bool = False
-                  ) -> list[str]:
-    """Every line of evidence on "a does better than b" in ``run`` (``other``: the run with
-    the other initialisation, if any)."""
-    lines = [eta_evidence(run, a, b, loss), budget_evidence(run, a, b, loss),
+def pair_evidence(run: Run, a: str, b: str, other: Run | None = None, loss: bool = False,
+                  where: Where = ANY) -> list[str]:
+    """Every line of evidence on "a does better than b" in ``run`` on the cells ``where``
+    selects (``other``: the run with the other initialisation, if any)."""
+    lines = [eta_evidence(run, a, b, loss, where), budget_evidence(run, a, b, loss, where),
              init_evidence(other, a, b, loss)]
     return [x for x in lines if x]
 
