@@ -577,7 +577,8 @@ def section_depth(runs: dict[str, Run], figs: Figures, claims: list[Claim]) -> s
                          lambda fig: _draw_depth(fig, have, common)))
     for rule in ("danp", "dinp"):
         ref = stats[rule, 3][0] if (rule, 3) in stats else Stat(None, None, 0)
-        deeper = [(d, *stats[rule, d]) for d in have if d != 3 and (rule, d) in stats]
+        deeper = [(d, *stats[rule, d]) for d in have  # depths where the rule has finished cells
+                  if d != 3 and (rule, d) in stats and stats[rule, d][1]["n"]]
         if ref.mean is None or not deeper:
             continue
         stable = all(info["diverged"] == 0 and st.mean is not None for _, st, info in deeper)
@@ -596,10 +597,13 @@ def section_depth(runs: dict[str, Run], figs: Figures, claims: list[Claim]) -> s
             and stats["danp", d][0].mean is not None and stats["dinp", d][0].mean is not None]
     if both:
         claims.append(Claim("DINP outperforms DANP at every depth",
-                            all_of(judge(stats["dinp", d][0], stats["danp", d][0])
-                                   for d in both),
+                            all_of([judge(stats["dinp", d][0], stats["danp", d][0])
+                                    for d in both]
+                                   + ["not measured" for d in have if d not in both]),
                             "; ".join(f"depth {d}: DINP {stats['dinp', d][0].text()} vs DANP "
-                                      f"{stats['danp', d][0].text()}" for d in both)))
+                                      f"{stats['danp', d][0].text()}" for d in both)
+                            + "".join(f"; depth {d}: not both run yet" for d in have
+                                      if d not in both)))
     return "\n".join(o for o in out if o) + "\n"
 
 
