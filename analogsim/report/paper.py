@@ -404,13 +404,12 @@ def section_three_layer(run: Run, figs: Figures, claims: list[Claim], tag: str =
             c = Claim(text, all_of(judge(st[a], st[b]) for a, b in pairs),
                       "; ".join(f"{r.upper()} {st[r].text()} %" for r in shown))
             if c.verdict != HOLDS:  # per left-hand rule, the pair it fails by the most
-                failing = [(a, b) for a, b in pairs if judge(st[a], st[b]) == c.verdict]
-                worst: dict[str, tuple[str, str]] = {}
-                for a, b in failing:
-                    gap = st[b].mean - st[a].mean  # type: ignore[operator]
-                    if a not in worst or gap > st[worst[a][1]].mean - st[a].mean:  # type: ignore[operator]
-                        worst[a] = (a, b)
-                for a, b in worst.values():
+                failing: dict[str, list[str]] = {}
+                for a, b in pairs:
+                    if judge(st[a], st[b]) == c.verdict:
+                        failing.setdefault(a, []).append(b)
+                for a, bs in failing.items():  # the best-scoring partner: the largest gap
+                    b = max(bs, key=lambda r: st[r].mean)  # type: ignore[arg-type,return-value]
                     c.why += [f"{a.upper()} vs {b.upper()} — {x}"
                               for x in pair_evidence(run, a, b, other)]
             claims.append(c)
