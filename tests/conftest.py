@@ -22,6 +22,13 @@ def mlp_factory():
 
 
 @pytest.fixture(autouse=True)
+def seeded_global_rng() -> None:
+    """Every test starts from the same global torch state, so no test's draws depend on which
+    tests ran before it (a statistical test is judged on one fixed sample, not on the order)."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
 def keep_torch_threads() -> Iterator[None]:
     """Runs set torch's thread count (``--threads``); every test gets its own back."""
     n = torch.get_num_threads()
