@@ -235,6 +235,35 @@ def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
         plan(load_scenario(own), str(own))
 
 
+def test_search_on_one_baseline_sets_every_baselines_lr(tmp_path: Path) -> None:
+    out = tmp_path / "one"
+    path = tiny(tmp_path, name="one", lr=None, profiles=["ideal"], baselines=["clean", "noisy"],
+                seeds=[0], lr_search={**SEARCH, "baseline": "clean"})
+    report = run_scenario(path, out, jobs=1, verbose=False)
+    assert report.complete and sorted(report.searched) == ["ideal/bp", "ideal/danp-clean"]
+    chosen = chosen_lr(out)
+    assert sorted(chosen) == ["ideal/bp", "ideal/danp-clean"]
+    lrs = {r["cell"]: r["lr"] for r in read_records(out) if r["kind"] == "cell"}
+    assert lrs == {"ideal/danp-clean/s0": chosen["ideal/danp-clean"],
+                   "ideal/danp-noisy/s0": chosen["ideal/danp-clean"],
+                   "ideal/bp/s0": chosen["ideal/bp"]}
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["lr_source"] == "search on the clean baseline"
+    assert {c["id"]: c["lr"] for c in man["cells"]} == lrs
+    # a resumed run with the noisy cell's record lost reruns that cell, not a search
+    (out / "records.jsonl").write_text("".join(
+        line for line in (out / "records.jsonl").read_text().splitlines(keepends=True)
+        if "danp-noisy" not in line))
+    again = run_scenario(path, out, jobs=1, verbose=False, resume=True)
+    assert again.searched == [] and again.ran == ["ideal/danp-noisy/s0"]
+    # the baseline searched on must be one the grid runs
+    noisy_only = tiny(tmp_path, name="noisy_only", lr=None, profiles=["ideal"],
+                      lr_search={**SEARCH, "baseline": "clean"})
+    with pytest.raises(ScenarioError, match=r"lr_search.baseline: 'clean', but the grid has no "
+                       r"cells of ideal/danp-clean"):
+        plan(load_scenario(noisy_only), str(noisy_only))
+
+
 # ---------------------------------------------------------------- initialisation
 @pytest.mark.parametrize("kind", ["mlp", "convnet"])
 def test_init_options_draw_the_stated_distributions(kind: str) -> None:

@@ -111,7 +111,8 @@ class SweepSpec(_Data):
 
 
 class LRSearchSpec(_Data):
-    """η search per profile variant × rule × baseline, on the validation split: trial runs
+    """η search per profile variant × rule × baseline (or per variant × rule, on one baseline,
+    with ``baseline``), on the validation split: trial runs
     on a coarse log grid ``low`` … ``high`` (``points`` values), then ``refine`` values on a
     finer log grid between the best coarse value's neighbours; the best final validation
     metric wins. Each trial trains ``epochs`` epochs or ``steps`` steps (give one)."""
@@ -129,6 +130,9 @@ class LRSearchSpec(_Data):
                                description="epochs of each trial run, 1 … 1e6")
     steps: int | None = Field(None, ge=1, le=100_000_000,
                               description="training steps of each trial run, 1 … 1e8")
+    baseline: Literal["clean", "noisy"] | None = Field(
+        None, description="search on this baseline only and give its η to every baseline of "
+        "the rule (the paper's one η per rule for both baselines); unset: a search per baseline")
 
     @model_validator(mode="after")
     def _consistent(self) -> LRSearchSpec:

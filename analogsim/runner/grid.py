@@ -206,6 +206,28 @@ def check_data(scenario: Scenario, source: str) -> DataInfo:
                     0 if val is None else len(val), len(test))
 
 
+def search_group(c: Cell, baseline: str | None) -> str:
+    """The η search group that decides ``c``'s η when every baseline of a rule takes the η
+    searched on ``baseline`` (``pcm/danp-noisy`` → ``pcm/danp-clean``); ``c.group`` when
+    ``baseline`` is None or the rule has no baseline (BP)."""
+    if baseline is None or c.baseline is None:
+        return c.group
+    return c.group[: -len(c.baseline)] + baseline
+
+
+def check_search_baseline(scenario: Scenario, cells: list[Cell], source: str) -> None:
+    """``lr_search.baseline`` names a baseline every perturbation rule's cells include."""
+    use = scenario.lr_search.baseline if scenario.lr_search is not None else None
+    if use is None:
+        return
+    groups = {c.group for c in cells}
+    missing = sorted({search_group(c, use) for c in cells} - groups)
+    if missing:
+        raise ScenarioError(f"{source}: lr_search.baseline: {use!r}, but the grid has no cells "
+                            f"of {', '.join(missing)} to search on; add {use!r} to the "
+                            "baselines or leave lr_search.baseline unset")
+
+
 def lr_from_folder(scenario: Scenario, cells: list[Cell], source: str) -> list[Cell]:
     """``cells`` with the η an earlier run's search chose for their group (``lr: {from:}``)."""
     assert isinstance(scenario.lr, LRFrom)
@@ -215,17 +237,11 @@ def lr_from_folder(scenario: Scenario, cells: list[Cell], source: str) -> list[C
                             "of a run with lr_search)")
     chosen = chosen_lr(folder)
     use = scenario.lr.baseline
-
-    def source_group(c: Cell) -> str:
-        if use is None or c.baseline is None:
-            return c.group
-        return c.group[: -len(c.baseline)] + use  # "pcm/danp-noisy" → "pcm/danp-clean"
-
-    missing = sorted({source_group(c) for c in cells if source_group(c) not in chosen})
+    missing = sorted({search_group(c, use) for c in cells if search_group(c, use) not in chosen})
     if missing:
         raise ScenarioError(f"{source}: lr.from: {folder} has no finished η search for "
                             f"{', '.join(missing)} (it has: {', '.join(sorted(chosen)) or 'none'})")
-    return [dataclasses.replace(c, lr=chosen[source_group(c)]) for c in cells]
+    return [dataclasses.replace(c, lr=chosen[search_group(c, use)]) for c in cells]
 
 
 def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = None,
@@ -248,5 +264,6 @@ def plan(scenario: Scenario, source: str = "<scenario>", device: str | None = No
         raise ScenarioError(f"{source}: every cell was skipped as impossible; nothing to run")
     if isinstance(scenario.lr, LRFrom):
         cells = lr_from_folder(scenario, cells, source)
+    check_search_baseline(scenario, cells, source)
     info = check_data(scenario, source)
     return Grid(scenario, source, variants, cells, info, skipped)

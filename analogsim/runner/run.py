@@ -25,7 +25,7 @@ from analogsim.config.scenario import LRFrom, Scenario, load_scenario
 from analogsim.errors import ScenarioError
 from analogsim.runner import executors
 from analogsim.runner.cell import CellJob, CellResult
-from analogsim.runner.grid import Cell, Grid, plan
+from analogsim.runner.grid import Cell, Grid, plan, search_group
 from analogsim.runner.lr_store import SEARCH, append_search, read_search
 from analogsim.runner.progress import GridProgress
 from analogsim.runner.records import (
@@ -78,6 +78,7 @@ def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
               previous: dict[str, Any] | None) -> dict[str, Any]:
     sc = grid.scenario
+    shared = sc.lr_search.baseline if sc.lr_search is not None else None
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return {
         "scenario_name": sc.name,
@@ -102,7 +103,9 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
                    "reported": "test"},
         "model": sc.model.model_dump(mode="json"),
         "evaluation_reps": sc.evaluation.n_reps,
-        "lr_source": ("search" if sc.lr_search is not None else
+        "lr_source": (("search" if sc.lr_search.baseline is None else
+                       f"search on the {sc.lr_search.baseline} baseline")
+                      if sc.lr_search is not None else
                       f"from {sc.resolve(sc.lr.from_)}" if isinstance(sc.lr, LRFrom)
                       else "given"),
         "lr_chosen": dict((previous or {}).get("lr_chosen", {})),
@@ -111,7 +114,8 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
                    "sweep_value": c.variant.sweep_value, "rule": c.rule.name,
                    "rule_label": c.rule_label, "baseline": c.baseline, "seed": c.seed,
                    "lr": c.lr if c.lr is not None else
-                   (previous or {}).get("lr_chosen", {}).get(c.group)} for c in grid.cells],
+                   (previous or {}).get("lr_chosen", {}).get(search_group(c, shared))}
+                  for c in grid.cells],
         "skipped": grid.skipped,
         "cell_wall_s": dict((previous or {}).get("cell_wall_s", {})),
         "scenario": sc.model_dump(mode="json"),
@@ -235,10 +239,15 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     report.diverged = [c for c in report.reused if finished[c][-1].get("status") == "diverged"]
     chosen = {g: float(rows[-1]["lr"]) for g, rows in
               (read_search(folder) if previous is not None else {}).items()}
+    shared = grid.scenario.lr_search.baseline if grid.scenario.lr_search is not None else None
+    first: dict[str, Cell] = {}
+    for c in grid.cells:
+        first.setdefault(c.group, c)
     searches: dict[str, Cell] = {}
     for c in todo:  # one search per group, on the group's first cell (seed)
-        if c.lr is None and c.group not in chosen:
-            searches.setdefault(c.group, c)
+        g = search_group(c, shared)
+        if c.lr is None and g not in chosen:
+            searches.setdefault(g, first[g])
 
     def job(c: Cell, search: bool = False) -> CellJob:
         return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
@@ -261,8 +270,8 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
         append_search(folder, res.rows)
         chosen[res.cell_id] = float(res.rows[-1]["lr"])
         manifest["lr_chosen"][res.cell_id] = chosen[res.cell_id]
-        for entry in manifest["cells"]:
-            if entry["id"].rsplit("/", 1)[0] == res.cell_id:
+        for entry, c in zip(manifest["cells"], grid.cells, strict=True):
+            if search_group(c, shared) == res.cell_id:
                 entry["lr"] = chosen[res.cell_id]
         report.searched.append(res.cell_id)
         progress.line(f"[η search] {res.cell_id}: {res.summary} ({res.wall_s:.1f} s)")
@@ -294,8 +303,9 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             progress.line(f"η search: {len(searches)} group(s) (profile × rule × baseline) "
                           "on the validation split")
             execute([job(c, search=True) for c in searches.values()], on_searched)
-        ready = [c if c.lr is not None else dataclasses.replace(c, lr=chosen[c.group])
-                 for c in todo if c.lr is not None or c.group in chosen]
+        ready = [c if c.lr is not None else
+                 dataclasses.replace(c, lr=chosen[search_group(c, shared)])
+                 for c in todo if c.lr is not None or search_group(c, shared) in chosen]
         execute([job(c) for c in ready], on_done)
     finally:
         progress.close()
