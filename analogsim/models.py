@@ -10,6 +10,7 @@ Initialisations (``init``), every draw from the given generator:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Literal
 
@@ -50,7 +51,7 @@ def mlp(sizes: list[int], slope: float = 0.01, seed: int = 0, init: Init = "he",
         raise ValueError("an MLP needs at least [in, out] sizes, all ≥ 1")
     g = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         lin = nn.Linear(a, b, bias=bias)
         _init(lin, slope, g, init)
         layers.append(lin)

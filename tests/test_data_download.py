@@ -17,13 +17,12 @@ from data_fixtures.formats import write_cifar_tar, write_mnist
 
 from analogsim import data
 from analogsim.cli import main
-from analogsim.data import fetch
-from analogsim.data import locate
+from analogsim.data import fetch, locate
 from analogsim.errors import DataError
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -119,7 +118,7 @@ def test_missing_file_on_server(server: tuple[str, Path]) -> None:
     lambda: f"http://127.0.0.1:{_closed_port()}/",  # nothing listening: refused at once
     lambda: "http://analogsim-no-such-host.invalid/",  # name does not resolve
 ])
-def test_offline_fails_fast_with_instructions(url, isolated: Path) -> None:  # noqa: ANN001
+def test_offline_fails_fast_with_instructions(url, isolated: Path) -> None:
     start = time.monotonic()
     with pytest.raises(DataError) as err:
         data.download("fashion-mnist", base_url=url(), connect_timeout_s=2.0)

@@ -13,9 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_fixtures.formats import (CIFAR, IDX_STEMS, cifar_files, cifar_pickle, idx_bytes,
-                                   write_cifar_folder, write_cifar_tar, write_mnist,
-                                   write_npm_tarball)
+from data_fixtures.formats import (
+    CIFAR,
+    IDX_STEMS,
+    cifar_files,
+    cifar_pickle,
+    idx_bytes,
+    write_cifar_folder,
+    write_cifar_tar,
+    write_mnist,
+    write_npm_tarball,
+)
 
 from analogsim import data
 from analogsim.data import locate
@@ -189,12 +197,12 @@ class _Evil:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         return (os.system, (f"touch {self.path}",))
 
 
 class _EvalEvil:
-    def __reduce__(self):  # noqa: ANN204 - pickle protocol
+    def __reduce__(self):
         return (eval, ("__import__('os').getpid()",))
 
 

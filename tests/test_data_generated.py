@@ -11,8 +11,15 @@ import torch
 
 from analogsim import data
 from analogsim.data import generated, robot
-from analogsim.data.robot import (GRAVITY, IIWA_LIKE, forward_kinematics, inverse_dynamics,
-                                  mass_matrix, potential_energy, sample_trajectories)
+from analogsim.data.robot import (
+    GRAVITY,
+    IIWA_LIKE,
+    forward_kinematics,
+    inverse_dynamics,
+    mass_matrix,
+    potential_energy,
+    sample_trajectories,
+)
 from analogsim.errors import DataError
 
 
@@ -37,7 +44,7 @@ def test_digits_fixed_stratified_split() -> None:
 # --- teacher -----------------------------------------------------------------------------------
 
 def test_teacher_deterministic_and_consistent() -> None:
-    kw = dict(n_train=300, n_test=50)
+    kw = {"n_train": 300, "n_test": 50}
     a = data.load("teacher", "train", seed=3, **kw)
     assert _same(a, data.load("teacher", "train", seed=3, **kw))
     assert not _same(a, data.load("teacher", "train", seed=4, **kw))
@@ -266,7 +273,7 @@ def test_robot_dynamics_rows_are_the_model() -> None:
 
 
 def test_robot_dynamics_deterministic_per_seed() -> None:
-    kw = dict(n_train=1500, n_test=300)
+    kw = {"n_train": 1500, "n_test": 300}
     a = data.load("robot-dynamics", "train", seed=1, **kw)
     assert _same(a, data.load("robot-dynamics", "train", seed=1, **kw))
     assert not _same(a, data.load("robot-dynamics", "train", seed=2, **kw))

@@ -72,11 +72,11 @@ def test_cli_validate_one_line_per_error_no_traceback(tmp_path: Path, capsys) ->
 
 def test_cli_process_exit_code_and_show() -> None:
     r = subprocess.run([sys.executable, "-m", "analogsim.cli", "devices", "validate",
-                        "/nonexistent/x.yaml"], capture_output=True, text=True)
+                        "/nonexistent/x.yaml"], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == "error: /nonexistent/x.yaml: file not found"
     r = subprocess.run([sys.executable, "-m", "analogsim.cli", "devices", "show", "pcm"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0 and "g_max_uS: 25.0" in r.stdout
 
 

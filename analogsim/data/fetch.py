@@ -115,7 +115,7 @@ def _fetch(url: str, dest: Path, checksum: str, timeout_s: float) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out, \
-                urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+                urllib.request.urlopen(url, timeout=timeout_s) as response:
             for block in iter(lambda: response.read(CHUNK), b""):
                 h.update(block)
                 out.write(block)

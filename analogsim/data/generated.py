@@ -7,6 +7,7 @@ test rows do not change when ``n_train`` does, and train and test share the same
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ def teacher_network(seed: int, n_inputs: int = 20, hidden: Sequence[int] = (64,)
              *(positive_int("hidden", h) for h in hidden), positive_int("n_outputs", n_outputs)]
     g = rng(seed, "teacher", "model")
     return [(g.standard_normal((fo, fi)) / math.sqrt(fi), 0.1 * g.standard_normal(fo))
-            for fi, fo in zip(sizes[:-1], sizes[1:])]
+            for fi, fo in itertools.pairwise(sizes)]
 
 
 def teacher_forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray,

@@ -17,8 +17,7 @@ import numpy as np
 import torch
 
 from analogsim.data import cifar, digits, generated, idx, robot
-from analogsim.data.dataset import (Dataset, Raw, apply_stats, check_split, feature_stats,
-                                    one_hot)
+from analogsim.data.dataset import Dataset, Raw, apply_stats, check_split, feature_stats, one_hot
 from analogsim.data.locate import cache_root, places
 from analogsim.errors import DataError
 

@@ -228,7 +228,7 @@ def sample_trajectories(model: ArmModel, g: np.random.Generator, n_rows: int, *,
     limit and the centre chosen so that ``|q_j|`` stays within it; ``q̇`` and ``q̈`` are the
     exact derivatives. Rows of all trajectories are concatenated, then cut to ``n_rows``.
     """
-    per = max(1, int(round(rate_hz * duration_s)))
+    per = max(1, int(round(rate_hz * duration_s)))  # noqa: RUF046 - rate may be a numpy float
     n_traj = -(-n_rows // per)
     n = model.n
     t = np.arange(per) / rate_hz

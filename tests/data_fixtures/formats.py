@@ -95,12 +95,12 @@ def cifar_pickle(obj: dict, py2: bool = True) -> bytes:
 
 
 CIFAR = {
-    "cifar10": dict(sub="cifar-10-batches-py", archive="cifar-10-python.tar.gz",
-                    train=[f"data_batch_{k}" for k in range(1, 6)], test="test_batch",
-                    meta="batches.meta", key=b"labels", names=b"label_names", n_classes=10),
-    "cifar100": dict(sub="cifar-100-python", archive="cifar-100-python.tar.gz",
-                     train=["train"], test="test", meta="meta", key=b"fine_labels",
-                     names=b"fine_label_names", n_classes=100),
+    "cifar10": {"sub": "cifar-10-batches-py", "archive": "cifar-10-python.tar.gz",
+                    "train": [f"data_batch_{k}" for k in range(1, 6)], "test": "test_batch",
+                    "meta": "batches.meta", "key": b"labels", "names": b"label_names", "n_classes": 10},
+    "cifar100": {"sub": "cifar-100-python", "archive": "cifar-100-python.tar.gz",
+                     "train": ["train"], "test": "test", "meta": "meta", "key": b"fine_labels",
+                     "names": b"fine_label_names", "n_classes": 100},
 }
 
 
