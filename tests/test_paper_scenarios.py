@@ -118,6 +118,22 @@ def test_training_scenario_follows_the_protocol(path: Path) -> None:
     assert "init" in sc.model.model_fields_set and "bias" in sc.model.model_fields_set
 
 
+RESULTS = sorted((ROOT / "results" / "paper").glob("*/manifest.json"))
+
+
+@pytest.mark.parametrize("manifest", RESULTS, ids=lambda p: p.parent.name)
+def test_committed_results_folder_still_resumes(manifest: Path) -> None:
+    """The scenario file a committed results folder names still plans the run it recorded
+    (the same grid hash), so ``--resume`` finishes it rather than refusing: a scenario field
+    added later must leave the hash of a run that does not set it unchanged."""
+    m = json.loads(manifest.read_text())
+    path = ROOT / m["scenario_file"]
+    sc = load_scenario(path)
+    if sc.dataset.name == "fashion-mnist" and not HAS_FMNIST:
+        pytest.skip(NO_FMNIST)
+    assert plan(sc, m["scenario_file"]).hash == m["hash"]
+
+
 def _scale_free(sc: Scenario) -> dict[str, Any]:
     """The scenario with the fields a CPU-scale variant may change removed."""
     d = sc.model_dump(mode="json")

@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,6 +72,12 @@ class DataInfo:
     n_test: int
 
 
+#: Scenario fields (section, field) added after results folders were first recorded, with the
+#: default that plans the same run as before: at that default they stay out of ``Grid.hash``,
+#: so a folder recorded earlier still resumes.
+LATER_FIELDS: dict[tuple[str, str], Any] = {("lr_search", "baseline"): None}
+
+
 @dataclass(frozen=True)
 class Grid:
     """The planned run: its cells in canonical order, and the combinations left out."""
@@ -84,8 +91,13 @@ class Grid:
 
     @property
     def hash(self) -> str:
-        """sha256 of the scenario and the full contents of every profile variant."""
-        content = {"scenario": self.scenario.model_dump(mode="json"),
+        """sha256 of the scenario and the full contents of every profile variant (scenario
+        fields added since results were first recorded count only when set: ``LATER_FIELDS``)."""
+        scenario = self.scenario.model_dump(mode="json")
+        for (part, key), default in LATER_FIELDS.items():
+            if isinstance(scenario.get(part), dict) and scenario[part].get(key) == default:
+                del scenario[part][key]
+        content = {"scenario": scenario,
                    "profiles": [v.profile.model_dump(mode="json") for v in self.variants]}
         if isinstance(self.scenario.lr, LRFrom):  # the η read from the other folder
             content["lr"] = {c.id: c.lr for c in self.cells}
