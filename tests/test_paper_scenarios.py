@@ -276,6 +276,7 @@ def test_report_renders_from_the_tiny_runs(tiny_runs: dict[str, Path], tmp_path:
     assert "Which of the paper's claims hold here" in text
     assert "analogsim run" in text and "analogsim report" in text
     assert "## η searches" in text and "three_layer_he" in text
+    assert "One η per rule for both baselines, as in the paper, searched on the clean" in text
     # one seed a side: no difference can be told from the spread
     assert "not resolved at this scale" in text
     judged = [ln for ln in text.splitlines() if "(n=1)" in ln and "| " in ln]

@@ -462,6 +462,11 @@ def section_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
                         f"{'' if a == b else ' — DIFFERENT'})")
         out.append("One η per rule for both baselines, as in the paper: " + "; ".join(same)
                    + ".\n")
+    elif searched(run) and (shared := run.sc["lr_search"].get("baseline")) is not None:
+        etas = "; ".join(f"{rule.upper()} η {lr_text(cell_info(run, rule_pred(rule))['lr'])}"
+                         for rule in ("danp", "dnp"))
+        out.append(f"One η per rule for both baselines, as in the paper, searched on the "
+                   f"{shared} baseline: {etas}.\n")
     out += [accuracy_table(run, None, baselines=("clean", "noisy")),
             early_table(run, ("danp", "dnp"), baselines=("clean", "noisy")),
             figs.copy(run, "learning_curves.png", "clean vs noisy baseline")]
