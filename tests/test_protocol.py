@@ -235,6 +235,57 @@ def test_search_runs_once_per_profile_rule_and_baseline_and_cells_use_its_lr(
         plan(load_scenario(own), str(own))
 
 
+def test_an_interrupted_search_resumes_from_its_last_finished_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each trial is in lr_search.jsonl as soon as it ends; a resumed run reruns only the
+    trials that had not finished, and chooses what an uninterrupted run chooses."""
+    path = tiny(tmp_path, lr=None, profiles=["ideal"], seeds=[0], lr_search=SEARCH)
+    whole = tmp_path / "whole"
+    run_scenario(path, whole, jobs=1, verbose=False)
+
+    real_fit = CellRunner.fit
+    trials: list[float] = []
+
+    def failing_fit(self: CellRunner, lr: float, *a: Any, **kw: Any) -> Any:
+        if kw.get("test") is False and self.cell.group == "ideal/danp-noisy":  # its trials
+            if len(trials) == 3:
+                raise RuntimeError("power cut")
+            trials.append(lr)
+        return real_fit(self, lr, *a, **kw)
+
+    out = tmp_path / "cut"
+    monkeypatch.setattr(CellRunner, "fit", failing_fit)
+    first = run_scenario(path, out, jobs=1, verbose=False)
+    assert not first.complete and "ideal/danp-noisy" in first.failed
+    assert list(read_search(out)) == ["ideal/bp"]  # the cut search has no choice row
+    on_disk = [r for r in (json.loads(x) for x in (out / "lr_search.jsonl").read_text()
+                           .splitlines()) if r["cell"] == "ideal/danp-noisy/search"]
+    assert [r["lr"] for r in on_disk] == trials[:3]  # every finished trial, as it ended
+    with open(out / "lr_search.jsonl", "a") as f:  # and an append torn by the cut
+        f.write('{"kind": "lr_trial", "cell": "ideal/danp-noisy/se')
+
+    monkeypatch.setattr(CellRunner, "fit", real_fit)
+    rerun: list[float] = []
+
+    def counting_fit(self: CellRunner, lr: float, *a: Any, **kw: Any) -> Any:
+        if kw.get("test") is False:
+            rerun.append(lr)
+        return real_fit(self, lr, *a, **kw)
+
+    monkeypatch.setattr(CellRunner, "fit", counting_fit)
+    again = run_scenario(path, out, jobs=1, verbose=False, resume=True)
+    assert again.complete
+    assert len(rerun) == 2 and not set(rerun) & set(trials[:3])  # 5 trials: 3 were done
+    assert chosen_lr(out) == chosen_lr(whole)
+    keep = ("lr", "kind", "diverged", "val_accuracy", "val_loss", "step")
+    for group, rows in read_search(whole).items():
+        got = read_search(out)[group]
+        assert [{k: r.get(k) for k in keep} for r in got] == [
+            {k: r.get(k) for k in keep} for r in rows], group
+    assert sorted(r["cell"] for r in read_records(out) if r["kind"] == "cell") == sorted(
+        r["cell"] for r in read_records(whole) if r["kind"] == "cell")
+
+
 def test_search_on_one_baseline_sets_every_baselines_lr(tmp_path: Path) -> None:
     out = tmp_path / "one"
     path = tiny(tmp_path, name="one", lr=None, profiles=["ideal"], baselines=["clean", "noisy"],

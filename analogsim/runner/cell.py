@@ -33,6 +33,7 @@ from analogsim.rules.lr_search import grid_search_lr
 from analogsim.runner.build import derive_seed, device_network
 from analogsim.runner.data import load_splits
 from analogsim.runner.grid import Cell
+from analogsim.runner.lr_store import append_trial
 from analogsim.runner.records import row
 from analogsim.runner.timeline import Timeline
 
@@ -48,6 +49,10 @@ class CellJob:
     threads: int = 1  # torch CPU threads; the same count gives the same numbers on CPU
     verbose: bool = True
     search: bool = False  # run the η search of the cell's group instead of the cell
+    # a search: the search file each trial is appended to as it ends (None: returned only),
+    # and the rows of trials an interrupted run of this search finished (their η not rerun)
+    search_file: str | None = None
+    prior_trials: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class CellResult:
     status: str  # "done" | "diverged" | "searched" (a search job)
     wall_s: float
     summary: str = ""
+    persisted: int = 0  # leading rows already in the search file (a search job)
 
 
 @dataclass
@@ -267,20 +273,32 @@ class CellRunner:
             epochs, steps = spec.epochs, None
         base = {**self.base, "cell": f"{self.cell.group}/search"}
         rows: list[dict[str, Any]] = []
+        prior = list(self.job.prior_trials)
 
         def trial(lr: float) -> float:
-            res = self.fit(lr, epochs, curves=False, inference=False, max_steps=steps,
-                           test=False)
-            m = res.last if res.diverged is None else {}
-            rows.append(row({**base, "lr": lr}, kind="lr_trial",
-                            epoch=epochs if res.diverged is None else res.epoch,
-                            step=res.steps if res.diverged is None else res.diverged.step,
-                            diverged=res.diverged is not None, **m))
-            self.log(f"η search: η={lr:.3g} {_fmt_metrics(m, 'val')}")
-            if res.diverged is not None:
-                raise res.diverged
-            acc = m.get("val_accuracy")
-            return acc if acc is not None else -m["val_loss"]
+            done = next((r for r in prior if math.isclose(r["lr"], lr, rel_tol=1e-12)), None)
+            if done is not None:  # finished by an interrupted run: the same run, recorded
+                prior.remove(done)
+                rows.append(done)
+                if done["diverged"]:
+                    self.log(f"η search: η={lr:.3g} diverged (recorded)")
+                    raise DivergenceError(done["step"], "recorded trial")
+                self.log(f"η search: η={lr:.3g} {_fmt_metrics(done, 'val')} (recorded)")
+            else:
+                res = self.fit(lr, epochs, curves=False, inference=False, max_steps=steps,
+                               test=False)
+                m = res.last if res.diverged is None else {}
+                rows.append(row({**base, "lr": lr}, kind="lr_trial",
+                                epoch=epochs if res.diverged is None else res.epoch,
+                                step=res.steps if res.diverged is None else res.diverged.step,
+                                diverged=res.diverged is not None, **m))
+                if self.job.search_file is not None:
+                    append_trial(self.job.search_file, rows[-1])
+                self.log(f"η search: η={lr:.3g} {_fmt_metrics(m, 'val')}")
+                if res.diverged is not None:
+                    raise res.diverged
+            acc = rows[-1].get("val_accuracy")
+            return acc if acc is not None else -rows[-1]["val_loss"]
 
         found = grid_search_lr(trial, spec.low, spec.high, spec.points, spec.refine)
         if not math.isfinite(found.best_metric):
@@ -317,7 +335,9 @@ class CellRunner:
             summary = f"η search: chose η={rows[-1]['lr']:.3g}"
             self.log(summary)
             return CellResult(self.cell.group, rows, "searched",
-                              time.perf_counter() - self.t0, summary)
+                              time.perf_counter() - self.t0, summary,
+                              # every trial is in the search file when each was appended
+                              persisted=len(rows) - 1 if self.job.search_file else 0)
         rows: list[dict[str, Any]] = []
         lr = self.cell.lr
         if lr is None:

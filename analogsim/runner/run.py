@@ -26,7 +26,7 @@ from analogsim.errors import ScenarioError
 from analogsim.runner import executors
 from analogsim.runner.cell import CellJob, CellResult
 from analogsim.runner.grid import Cell, Grid, plan, search_group
-from analogsim.runner.lr_store import SEARCH, append_search, read_search
+from analogsim.runner.lr_store import SEARCH, append_search, read_search, read_trials, repair
 from analogsim.runner.progress import GridProgress
 from analogsim.runner.records import (
     MANIFEST,
@@ -237,8 +237,12 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     todo = [c for c in grid.cells if c.id not in finished]
     report.reused = [c.id for c in grid.cells if c.id in finished]
     report.diverged = [c for c in report.reused if finished[c][-1].get("status") == "diverged"]
-    chosen = {g: float(rows[-1]["lr"]) for g, rows in
-              (read_search(folder) if previous is not None else {}).items()}
+    chosen: dict[str, float] = {}
+    tried: dict[str, list[dict[str, Any]]] = {}  # trials of searches cut short, by group
+    if previous is not None:
+        repair(folder)
+        chosen = {g: float(rows[-1]["lr"]) for g, rows in read_search(folder).items()}
+        tried = read_trials(folder)
     shared = grid.scenario.lr_search.baseline if grid.scenario.lr_search is not None else None
     first: dict[str, Cell] = {}
     for c in grid.cells:
@@ -250,8 +254,13 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             searches.setdefault(g, first[g])
 
     def job(c: Cell, search: bool = False) -> CellJob:
+        if not search:
+            return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
+                           verbose)
+        # local workers append each trial as it ends (Ray workers may not see this folder)
         return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
-                       verbose, search)
+                       verbose, True, None if executor == "ray" else str(folder / SEARCH),
+                       tuple(tried.get(c.group, ())))
 
     progress = GridProgress(len(grid.cells), len(report.reused),
                             enabled=show_progress or verbose, plain=verbose)
@@ -267,7 +276,7 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             executors.run_local(run_jobs, jobs, done, on_error)
 
     def on_searched(res: CellResult) -> None:
-        append_search(folder, res.rows)
+        append_search(folder, res.rows[res.persisted:])
         chosen[res.cell_id] = float(res.rows[-1]["lr"])
         manifest["lr_chosen"][res.cell_id] = chosen[res.cell_id]
         for entry, c in zip(manifest["cells"], grid.cells, strict=True):
