@@ -64,7 +64,6 @@ class CellResult:
     status: str  # "done" | "diverged" | "searched" (a search job)
     wall_s: float
     summary: str = ""
-    persisted: int = 0  # leading rows already in the search file (a search job)
 
 
 @dataclass
@@ -335,9 +334,7 @@ class CellRunner:
             summary = f"η search: chose η={rows[-1]['lr']:.3g}"
             self.log(summary)
             return CellResult(self.cell.group, rows, "searched",
-                              time.perf_counter() - self.t0, summary,
-                              # every trial is in the search file when each was appended
-                              persisted=len(rows) - 1 if self.job.search_file else 0)
+                              time.perf_counter() - self.t0, summary)
         rows: list[dict[str, Any]] = []
         lr = self.cell.lr
         if lr is None:

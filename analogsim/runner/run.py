@@ -276,7 +276,10 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             executors.run_local(run_jobs, jobs, done, on_error)
 
     def on_searched(res: CellResult) -> None:
-        append_search(folder, res.rows[res.persisted:])
+        # rows on disk already: every trial of a local search (appended as it ended), the
+        # recorded trials of an interrupted one
+        on_disk = res.rows[:-1] if executor != "ray" else tried.get(res.cell_id, [])
+        append_search(folder, [r for r in res.rows if r not in on_disk])
         chosen[res.cell_id] = float(res.rows[-1]["lr"])
         manifest["lr_chosen"][res.cell_id] = chosen[res.cell_id]
         for entry, c in zip(manifest["cells"], grid.cells, strict=True):
