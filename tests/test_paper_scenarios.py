@@ -307,6 +307,22 @@ def test_report_renders_from_the_tiny_runs(tiny_runs: dict[str, Path], tmp_path:
     assert "| experiment |" in (tmp_path / "c.md").read_text()
 
 
+def test_report_skips_a_run_with_no_finished_cell(tiny_runs: dict[str, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A run just started (a manifest, its searches in progress, no cell yet) is named and
+    skipped; the other folders still make the report, and with none left it fails cleanly."""
+    started = tmp_path / "started"
+    started.mkdir()
+    (started / "manifest.json").write_text((tiny_runs["depth_9"] / "manifest.json").read_text())
+    out = tmp_path / "r.md"
+    assert main(["report", str(tiny_runs["three_layer"]), str(started), "--out", str(out)]) == 0
+    assert f"{started}: no finished cell yet" in capsys.readouterr().err
+    assert "## Depth 3, 6 and 9" not in out.read_text()
+    assert main(["report", str(started), "--out", str(tmp_path / "none.md")]) == 2
+    assert "no results folder with a manifest.json and a finished cell" in capsys.readouterr().err
+    assert not (tmp_path / "none.md").exists()
+
+
 def test_gpu_paper_script_runs_tiny_scenarios_on_the_cpu(tmp_path: Path) -> None:
     """benchmarks/gpu_paper.sh end to end with --device cpu on tiny versions of its
     scenarios (one process per scenario): every run finishes, the report is written."""

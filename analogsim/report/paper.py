@@ -1128,13 +1128,16 @@ def report(args: argparse.Namespace, shown: list[str]) -> int:
         if run is None:
             sys.stderr.write(f"{folder}: no manifest.json, skipped\n")
             continue
+        if not run.cells:
+            sys.stderr.write(f"{folder}: no finished cell yet (a run in progress), skipped\n")
+            continue
         if run.experiment in runs:
             sys.stderr.write(f"{folder}: a second run of {run.experiment}; the first "
                              f"({runs[run.experiment].folder}) is used\n")
             continue
         runs[run.experiment] = run
     if not runs:
-        raise ScenarioError("no results folder with a manifest.json among "
+        raise ScenarioError("no results folder with a manifest.json and a finished cell among "
                             + ", ".join(args.results))
     order = {k: i for i, k in enumerate(EXPERIMENTS)}
     runs = dict(sorted(runs.items(), key=lambda kv: order.get(kv[0], len(order))))
