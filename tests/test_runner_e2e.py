@@ -78,6 +78,10 @@ def test_cli_run_writes_records_manifest_plots_and_table(reference: Path) -> Non
     assert man["seeds"] == [0, 1] and man["device"] == "cpu" and man["complete"] is True
     assert len(man["cells"]) == N_CELLS and man["versions"]["torch"] == torch.__version__
     assert man["scenario"]["name"] == "tiny" and man["threads_per_cell"] == 1
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=False).stdout.strip()
+    if (ROOT / ".git").exists() and head:  # a run from a git checkout names its commit
+        assert len(man["code"]) == 1 and man["code"][0].split("+")[0] == head
     for name in ("learning_curves.png", "robustness.png", "inference_vs_time.png",
                  "alignment.png"):
         data = (reference / name).read_bytes()
@@ -174,3 +178,13 @@ def test_diverged_cell_is_recorded_and_the_grid_goes_on(tmp_path: Path) -> None:
     assert danp[2]["diverged_what"] in ("loss", "weights", "decorrelation matrices")
     bp = [r for r in rows if r["rule"] == "bp"]
     assert bp[-1]["status"] == "done" and len(bp) == EPOCHS + 1 + 2 + 1
+
+
+def test_manifest_lists_each_commit_that_ran_the_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analogsim.runner import run
+
+    monkeypatch.setattr(run, "code_version", lambda: "b" * 40)
+    assert run._codes(["a" * 40]) == ["a" * 40, "b" * 40]  # resumed on newer code
+    assert run._codes(["b" * 40]) == ["b" * 40]  # resumed on the same code
+    monkeypatch.setattr(run, "code_version", lambda: None)  # not a git checkout
+    assert run._codes(["a" * 40]) == ["a" * 40]

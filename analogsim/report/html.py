@@ -134,6 +134,7 @@ def render(folder: Path) -> str:
         ("numerics", json.dumps(m.get("numerics"))), ("executor", m.get("executor")),
         ("jobs × threads", f"{m.get('jobs')} × {m.get('threads_per_cell')}"),
         ("seeds", m.get("seeds")), ("data", json.dumps(m.get("data"))),
+        ("code (git commits)", ", ".join(m.get("code", [])) or "not recorded"),
     ]
     for key in ("splits", "evaluation_reps", "lr_chosen"):
         if key in m:

@@ -1030,9 +1030,10 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
         "- **η.** Each η is judged by a trial of the length stated in its section (a rule "
         "whose largest stable η grows during training is judged by that trial's end), on the "
         "validation split; the accuracy-vs-η figures show every trial.\n"
-        "- **Code version.** A results folder records the package versions and the full "
-        "scenario, not the git commit. Device-model changes made after a run change its "
-        "hardware numbers.\n")
+        "- **Code version.** A results folder records the package versions, the full "
+        "scenario and the git commit of every start of its run (manifest `code`; `+dirty`: "
+        "the package differed from that commit). Device-model changes made after a run "
+        "change its hardware numbers.\n")
     searches = [search_section(r, key, figs) for key, r in runs.items()]
     if any(searches):
         body.append("## η searches\n\nPer profile × rule × baseline: the validation accuracy "

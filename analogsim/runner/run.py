@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -75,6 +76,30 @@ def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return out
 
 
+def code_version() -> str | None:
+    """The git commit of the analogsim checkout running this (``<sha>``, ``<sha>+dirty`` when
+    the package's tracked files differ from it), or None outside a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              timeout=30, check=True).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "analogsim")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha + ("+dirty" if dirty else "")
+
+
+def _codes(previous: list[str]) -> list[str]:
+    now = code_version()
+    return [*previous, now] if now is not None and now not in previous else list(previous)
+
+
 def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
               previous: dict[str, Any] | None) -> dict[str, Any]:
     sc = grid.scenario
@@ -87,6 +112,8 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
         "created": (previous or {}).get("created", now),
         "updated": now,
         "versions": versions(("ray",) if executor == "ray" else ()),
+        # every commit that ran part of this folder, in order (a resumed run may add one)
+        "code": _codes((previous or {}).get("code", [])),
         "device": sc.device,
         "numerics": numerics.describe(sc.numerics, sc.device),
         "executor": executor,
