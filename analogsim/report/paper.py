@@ -1043,9 +1043,11 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
     if missing:
         head.append("Not run at this scale (no result folder given): "
                     + ", ".join(f"`{m}`" for m in missing)
-                    + ". `bash benchmarks/gpu_paper.sh` runs the full-scale grid on one GPU in about "
-                    "10 minutes (the hardware versions other than Fig. 4's with `--all`, which "
-                    "takes longer).\n")
+                    + ". `bash benchmarks/gpu_paper.sh` runs the full-scale grid on one GPU in "
+                    "budgets of about 10 minutes, each run resuming where the last one stopped "
+                    "(the hardware versions other than Fig. 4's with `--all`); every scenario "
+                    "header under `scenarios/paper/cpu/` gives its CPU command, resumable with "
+                    "`--resume`.\n")
     return "\n".join(head + [b for b in body if b])
 
 
