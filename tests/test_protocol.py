@@ -22,7 +22,7 @@ from analogsim.rules.lr_search import grid_search_lr, log_grid, refined_grid
 from analogsim.runner import plan, read_records, run_scenario
 from analogsim.runner.cell import CellJob, CellRunner, _Tensors, evaluate
 from analogsim.runner.data import carve_validation, load_splits
-from analogsim.runner.lr_store import chosen_lr, read_search
+from analogsim.runner.lr_store import chosen_lr, read_search, read_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "scenarios" / "tiny.yaml"
@@ -286,12 +286,56 @@ def test_an_interrupted_search_resumes_from_its_last_finished_trial(
         r["cell"] for r in read_records(whole) if r["kind"] == "cell")
 
 
+def test_a_trial_with_a_non_finite_metric_scores_worst_fresh_and_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial whose validation metrics come out NaN (an overflow between the divergence
+    guard's checks) scores −inf, both when it runs and when a resumed search reads its
+    recorded row (NaN stored as null)."""
+    real_fit = CellRunner.fit
+
+    def nan_at_top(self: CellRunner, lr: float, *a: Any, **kw: Any) -> Any:
+        res = real_fit(self, lr, *a, **kw)
+        if kw.get("test") is False and lr == SEARCH["high"]:
+            res.last = {**res.last, "val_accuracy": math.nan, "val_loss": math.nan}
+        return res
+
+    monkeypatch.setattr(CellRunner, "fit", nan_at_top)
+    path = tiny(tmp_path, lr=None, profiles=["ideal"], seeds=[0], rules=["bp"],
+                lr_search=SEARCH)
+    out = tmp_path / "nan"
+    assert run_scenario(path, out, jobs=1, verbose=False).complete
+    rows = read_search(out)["ideal/bp"]
+    top = next(r for r in rows if r["kind"] == "lr_trial" and r["lr"] == SEARCH["high"])
+    assert top["val_loss"] is None and top["val_accuracy"] is None and not top["diverged"]
+    assert rows[-1]["lr"] != SEARCH["high"]
+    # the same search cut before its choice: the recorded NaN trial is read back, not rerun
+    lines = (out / "lr_search.jsonl").read_text().splitlines(keepends=True)
+    (out / "lr_search.jsonl").write_text("".join(lines[:-1]))
+    (out / "records.jsonl").write_text("")
+    again = run_scenario(path, out, jobs=1, verbose=False, resume=True)
+    assert again.complete and again.searched == ["ideal/bp"]
+    assert read_search(out)["ideal/bp"][-1]["lr"] == rows[-1]["lr"]
+
+
+def test_trials_of_unfinished_searches_count_each_eta_once(tmp_path: Path) -> None:
+    def trial(group: str, lr: float, acc: float) -> dict[str, Any]:
+        return {"kind": "lr_trial", "cell": f"{group}/search", "lr": lr, "val_accuracy": acc,
+                "diverged": False}
+
+    rows = [trial("ideal/bp", 0.1, 0.5), trial("ideal/bp", 0.1, 0.5),  # appended twice
+            trial("ideal/bp", 1.0, 0.4), trial("pcm/bp", 0.1, 0.3),
+            {"kind": "lr_choice", "cell": "pcm/bp/search", "lr": 0.1}]  # pcm/bp finished
+    (tmp_path / "lr_search.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_trials(tmp_path) == {"ideal/bp": [rows[0], rows[2]]}
+
+
 def test_search_on_one_baseline_sets_every_baselines_lr(tmp_path: Path) -> None:
     out = tmp_path / "one"
     path = tiny(tmp_path, name="one", lr=None, profiles=["ideal"], baselines=["clean", "noisy"],
                 seeds=[0], lr_search={**SEARCH, "baseline": "clean"})
-    report = run_scenario(path, out, jobs=1, verbose=False)
+    report = run_scenario(path, out, jobs=2, verbose=False)  # two searches at once
     assert report.complete and sorted(report.searched) == ["ideal/bp", "ideal/danp-clean"]
+    assert all(len(rows) == 6 for rows in read_search(out).values())  # 5 trials + choice
     chosen = chosen_lr(out)
     assert sorted(chosen) == ["ideal/bp", "ideal/danp-clean"]
     lrs = {r["cell"]: r["lr"] for r in read_records(out) if r["kind"] == "cell"}

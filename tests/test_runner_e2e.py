@@ -186,5 +186,6 @@ def test_manifest_lists_each_commit_that_ran_the_folder(monkeypatch: pytest.Monk
     monkeypatch.setattr(run, "code_version", lambda: "b" * 40)
     assert run._codes(["a" * 40]) == ["a" * 40, "b" * 40]  # resumed on newer code
     assert run._codes(["b" * 40]) == ["b" * 40]  # resumed on the same code
+    assert run._codes(["b" * 40, "a" * 40]) == ["b" * 40, "a" * 40, "b" * 40]  # back to b
     monkeypatch.setattr(run, "code_version", lambda: None)  # not a git checkout
     assert run._codes(["a" * 40]) == ["a" * 40]

@@ -296,13 +296,13 @@ class CellRunner:
                 self.log(f"η search: η={lr:.3g} {_fmt_metrics(m, 'val')}")
                 if res.diverged is not None:
                     raise res.diverged
-            acc = rows[-1].get("val_accuracy")
-            return acc if acc is not None else -rows[-1]["val_loss"]
+            return _score(m if done is None else done)
 
         found = grid_search_lr(trial, spec.low, spec.high, spec.points, spec.refine)
         if not math.isfinite(found.best_metric):
             self.log("η search: every trial diverged; choosing the smallest η")
-        best = next((r for r in rows if r["lr"] == found.best_lr), {})
+        best = next((r for r in rows if math.isclose(r["lr"], found.best_lr, rel_tol=1e-12)),
+                    {})
         rows.append(row({**base, "lr": found.best_lr}, kind="lr_choice", epoch=epochs,
                         diverged=not math.isfinite(found.best_metric),
                         val_loss=best.get("val_loss"), val_accuracy=best.get("val_accuracy")))
@@ -357,12 +357,24 @@ class CellRunner:
         return CellResult(self.cell.id, rows, status, time.perf_counter() - self.t0, summary)
 
 
+def _score(m: dict[str, Any]) -> float:
+    """A trial's search score from its validation metrics: the accuracy, or −loss (a loss
+    that was not finite — stored as None in a recorded row — scores −inf)."""
+    acc = m.get("val_accuracy")
+    if acc is not None:
+        return float(acc)
+    loss = m.get("val_loss")
+    return -math.inf if loss is None else -float(loss)
+
+
 def _fmt_metrics(m: dict[str, Any], split: str = "test") -> str:
     if not m:
         return "diverged"
     if m.get(f"{split}_accuracy") is not None:
         return f"{split} acc {m[f'{split}_accuracy']:.3f}"
-    return f"{split} loss {m[f'{split}_loss']:.4g}"
+    if m.get(f"{split}_loss") is not None:
+        return f"{split} loss {m[f'{split}_loss']:.4g}"
+    return f"{split} metrics not finite"
 
 
 def run_job(job: CellJob) -> CellResult:

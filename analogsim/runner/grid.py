@@ -96,7 +96,7 @@ class Grid:
         scenario = self.scenario.model_dump(mode="json")
         for (part, key), default in LATER_FIELDS.items():
             if isinstance(scenario.get(part), dict) and scenario[part].get(key) == default:
-                del scenario[part][key]
+                scenario[part].pop(key, None)
         content = {"scenario": scenario,
                    "profiles": [v.profile.model_dump(mode="json") for v in self.variants]}
         if isinstance(self.scenario.lr, LRFrom):  # the η read from the other folder

@@ -53,7 +53,9 @@ def read_trials(folder: str | Path) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         g = group_of(r["cell"])
-        if r.get("kind") == "lr_trial" and g not in done:
+        # a trial recorded twice (a worker outliving its killed parent) counts once
+        if (r.get("kind") == "lr_trial" and g not in done
+                and all(t["lr"] != r["lr"] for t in out.get(g, []))):
             out.setdefault(g, []).append(r)
     return out
 

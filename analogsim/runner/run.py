@@ -96,8 +96,12 @@ def code_version() -> str | None:
 
 
 def _codes(previous: list[str]) -> list[str]:
+    """The manifest's ``code`` list: ``previous`` plus this start's commit when it differs
+    from the last start's."""
     now = code_version()
-    return [*previous, now] if now is not None and now not in previous else list(previous)
+    if now is None or (previous and previous[-1] == now):
+        return list(previous)
+    return [*previous, now]
 
 
 def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
