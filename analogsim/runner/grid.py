@@ -227,9 +227,15 @@ def search_group(c: Cell, baseline: str | None) -> str:
     return c.group[: -len(c.baseline)] + baseline
 
 
+def search_baseline(scenario: Scenario) -> str | None:
+    """The baseline every η search of ``scenario`` runs on (``lr_search.baseline``), or None
+    (a search per baseline, or no search)."""
+    return scenario.lr_search.baseline if scenario.lr_search is not None else None
+
+
 def check_search_baseline(scenario: Scenario, cells: list[Cell], source: str) -> None:
     """``lr_search.baseline`` names a baseline every perturbation rule's cells include."""
-    use = scenario.lr_search.baseline if scenario.lr_search is not None else None
+    use = search_baseline(scenario)
     if use is None:
         return
     groups = {c.group for c in cells}

@@ -26,7 +26,7 @@ from analogsim.config.scenario import LRFrom, Scenario, load_scenario
 from analogsim.errors import ScenarioError
 from analogsim.runner import executors
 from analogsim.runner.cell import CellJob, CellResult
-from analogsim.runner.grid import Cell, Grid, plan, search_group
+from analogsim.runner.grid import Cell, Grid, plan, search_baseline, search_group
 from analogsim.runner.lr_store import SEARCH, append_search, read_search, read_trials, repair
 from analogsim.runner.progress import GridProgress
 from analogsim.runner.records import (
@@ -107,7 +107,7 @@ def _codes(previous: list[str]) -> list[str]:
 def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
               previous: dict[str, Any] | None) -> dict[str, Any]:
     sc = grid.scenario
-    shared = sc.lr_search.baseline if sc.lr_search is not None else None
+    shared = search_baseline(sc)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return {
         "scenario_name": sc.name,
@@ -274,7 +274,7 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
         repair(folder)
         chosen = {g: float(rows[-1]["lr"]) for g, rows in read_search(folder).items()}
         tried = read_trials(folder)
-    shared = grid.scenario.lr_search.baseline if grid.scenario.lr_search is not None else None
+    shared = search_baseline(grid.scenario)
     first: dict[str, Cell] = {}
     for c in grid.cells:
         first.setdefault(c.group, c)
@@ -285,13 +285,11 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             searches.setdefault(g, first[g])
 
     def job(c: Cell, search: bool = False) -> CellJob:
-        if not search:
-            return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
-                           verbose)
-        # local workers append each trial as it ends (Ray workers may not see this folder)
+        # local searches append each trial as it ends (Ray workers may not see this folder)
         return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
-                       verbose, True, None if executor == "ray" else str(folder / SEARCH),
-                       tuple(tried.get(c.group, ())))
+                       verbose, search,
+                       search_file=str(folder / SEARCH) if search and executor != "ray" else None,
+                       prior_trials=tuple(tried.get(c.group, ())) if search else ())
 
     progress = GridProgress(len(grid.cells), len(report.reused),
                             enabled=show_progress or verbose, plain=verbose)
