@@ -968,7 +968,8 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
             "```bash\n" + "\n".join(r.command() for r in runs.values()) +
             f"\nanalogsim report {' '.join(argv)}\n```\n",
             ("Data: Fashion-MNIST (28×28 grey images, 10 classes, pixels scaled to [0, 1], no "
-            "standardisation) stands in for CIFAR-10/100, which cannot be obtained here; "
+            "standardisation) stands in for CIFAR-10/100, which these runs do not use (their readers "
+            "are in `analogsim.data`); "
             "`robot-dynamics` (generated 7-joint arm inverse dynamics, 21 → 7) stands in for "
             "SARCOS. The paper ran 5 seeds (3 for SARCOS) on the full sets for many more "
             "epochs; the scale of each run here (subset sizes, epochs, seeds) is stated in "
@@ -1044,7 +1045,7 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
         head.append("Not run at this scale (no result folder given): "
                     + ", ".join(f"`{m}`" for m in missing)
                     + ". `bash benchmarks/gpu_paper.sh` runs the full-scale grid on one GPU in "
-                    "budgets of about 10 minutes, each run resuming where the last one stopped "
+                    "timed parts (`BUDGET` seconds each, 440 by default), each resuming where the last stopped "
                     "(the hardware versions other than Fig. 4's with `--all`); every scenario "
                     "header under `scenarios/paper/cpu/` gives its CPU command, resumable with "
                     "`--resume`.\n")
