@@ -359,6 +359,33 @@ def test_search_on_one_baseline_sets_every_baselines_lr(tmp_path: Path) -> None:
         plan(load_scenario(noisy_only), str(noisy_only))
 
 
+def test_cells_that_need_no_search_run_alongside_it_and_searched_cells_follow_it(
+        tmp_path: Path) -> None:
+    """One queue: the searches first, then every cell whose η is known (here BP's, its search
+    finished before an interruption), and a group's cells join as soon as its search ends, so
+    no worker waits on an unrelated search. One process runs the queue in order, which shows
+    it; the numbers are those of the uninterrupted run, on one process or two."""
+    path = tiny(tmp_path, lr=None, profiles=["pcm"], seeds=[0], lr_search=SEARCH)
+    whole, cut, two = tmp_path / "whole", tmp_path / "cut", tmp_path / "two"
+    assert run_scenario(path, whole, jobs=1, verbose=False).complete
+    cut.mkdir()
+    (cut / "manifest.json").write_text((whole / "manifest.json").read_text())
+    (cut / "lr_search.jsonl").write_text("".join(  # BP's search done, DANP's not begun
+        line for line in (whole / "lr_search.jsonl").read_text().splitlines(keepends=True)
+        if '"pcm/bp/search"' in line))
+    report = run_scenario(path, cut, jobs=1, verbose=False, resume=True)
+    assert report.complete and report.searched == ["pcm/danp-noisy"]
+    assert report.ran == ["pcm/bp/s0", "pcm/danp-noisy/s0"]  # the grid's order is DANP first
+    assert run_scenario(path, two, jobs=2, verbose=False).complete
+
+    def cells(out: Path) -> dict[str, dict[str, Any]]:
+        return {r["cell"]: {k: v for k, v in r.items() if k != "wall_s"}
+                for r in read_records(out) if r["kind"] == "cell"}
+
+    assert cells(cut) == cells(whole) == cells(two) and len(cells(whole)) == 2
+    assert chosen_lr(cut) == chosen_lr(whole) == chosen_lr(two)
+
+
 # ---------------------------------------------------------------- initialisation
 @pytest.mark.parametrize("kind", ["mlp", "convnet"])
 def test_init_options_draw_the_stated_distributions(kind: str) -> None:

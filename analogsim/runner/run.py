@@ -1,5 +1,5 @@
-"""``run_scenario``: plan the grid, skip finished cells, run the η searches the rest need,
-then the cells; record, plot.
+"""``run_scenario``: plan the grid, skip finished cells, run the η searches the rest need
+and the cells in one queue (a group's cells once its search ends); record, plot.
 
 The results folder holds ``manifest.json`` (scenario, its hash, versions, seeds, device,
 splits, cells), ``records.jsonl`` (see ``records``) and, with ``lr_search``,
@@ -293,18 +293,22 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
 
     progress = GridProgress(len(grid.cells), len(report.reused),
                             enabled=show_progress or verbose, plain=verbose)
-    n_par = min(jobs, max(1, len(todo), len(searches)))
+    n_par = min(jobs, max(1, len(todo) + len(searches)))
     where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
              if executor == "ray" else f"{n_par} local process(es)")
     progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
 
-    def execute(run_jobs: list[CellJob], done: executors.OnDone) -> None:
-        if executor == "ray":
-            executors.run_ray(run_jobs, jobs, done, on_error, ray_address)
+    # cells wait for their group's η search only; every other cell is queued from the start
+    waiting: dict[str, list[Cell]] = {}
+    ready: list[Cell] = []
+    for c in todo:
+        g = search_group(c, shared)
+        if c.lr is None and g not in chosen:
+            waiting.setdefault(g, []).append(c)
         else:
-            executors.run_local(run_jobs, jobs, done, on_error)
+            ready.append(c if c.lr is not None else dataclasses.replace(c, lr=chosen[g]))
 
-    def on_searched(res: CellResult) -> None:
+    def on_searched(res: CellResult) -> list[CellJob]:
         # rows on disk already: every trial of a local search (appended as it ended), the
         # recorded trials of an interrupted one
         on_disk = res.rows[:-1] if executor != "ray" else tried.get(res.cell_id, [])
@@ -316,8 +320,10 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
                 entry["lr"] = chosen[res.cell_id]
         report.searched.append(res.cell_id)
         progress.line(f"[η search] {res.cell_id}: {res.summary} ({res.wall_s:.1f} s)")
+        return [job(dataclasses.replace(c, lr=chosen[res.cell_id]))
+                for c in waiting.pop(res.cell_id, [])]
 
-    def on_done(res: CellResult) -> None:
+    def on_cell(res: CellResult) -> list[CellJob]:
         status, summary = res.status, res.summary
         if status == "done":
             reason = mark_nonfinite(res.rows)  # never a "done" cell with NaN metrics
@@ -332,6 +338,10 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
         manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         write_json(folder / MANIFEST, manifest)
         progress.cell_done(res.cell_id, summary)
+        return []
+
+    def on_done(res: CellResult) -> list[CellJob]:
+        return on_searched(res) if res.status == "searched" else on_cell(res)
 
     def on_error(job: CellJob, message: str) -> None:
         what = job.cell.group if job.search else job.cell.id
@@ -342,12 +352,13 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     try:
         if searches:
             progress.line(f"η search: {len(searches)} group(s) (profile × rule × baseline) "
-                          "on the validation split")
-            execute([job(c, search=True) for c in searches.values()], on_searched)
-        ready = [c if c.lr is not None else
-                 dataclasses.replace(c, lr=chosen[search_group(c, shared)])
-                 for c in todo if c.lr is not None or search_group(c, shared) in chosen]
-        execute([job(c) for c in ready], on_done)
+                          "on the validation split, alongside the cells that need none")
+        # searches first: each holds back its group's cells
+        queue = [job(c, search=True) for c in searches.values()] + [job(c) for c in ready]
+        if queue and executor == "ray":
+            executors.run_ray(queue, jobs, on_done, on_error, ray_address)
+        elif queue:
+            executors.run_local(queue, n_par, on_done, on_error)
     finally:
         progress.close()
         manifest["updated"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
