@@ -278,11 +278,16 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     first: dict[str, Cell] = {}
     for c in grid.cells:
         first.setdefault(c.group, c)
-    searches: dict[str, Cell] = {}
-    for c in todo:  # one search per group, on the group's first cell (seed)
+    # cells wait for their group's η search only; every other cell is queued from the start
+    waiting: dict[str, list[Cell]] = {}
+    ready: list[Cell] = []
+    for c in todo:
         g = search_group(c, shared)
         if c.lr is None and g not in chosen:
-            searches.setdefault(g, first[g])
+            waiting.setdefault(g, []).append(c)
+        else:
+            ready.append(c if c.lr is not None else dataclasses.replace(c, lr=chosen[g]))
+    searches = {g: first[g] for g in waiting}  # one per group, on the group's first cell (seed)
 
     def job(c: Cell, search: bool = False) -> CellJob:
         # local searches append each trial as it ends (Ray workers may not see this folder)
@@ -297,16 +302,6 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
     where = (f"Ray ({ray_address or os.environ.get('RAY_ADDRESS') or 'local instance'})"
              if executor == "ray" else f"{n_par} local process(es)")
     progress.start(len(todo), f"{where}, {grid.scenario.device}, {threads} thread(s) each")
-
-    # cells wait for their group's η search only; every other cell is queued from the start
-    waiting: dict[str, list[Cell]] = {}
-    ready: list[Cell] = []
-    for c in todo:
-        g = search_group(c, shared)
-        if c.lr is None and g not in chosen:
-            waiting.setdefault(g, []).append(c)
-        else:
-            ready.append(c if c.lr is not None else dataclasses.replace(c, lr=chosen[g]))
 
     def on_searched(res: CellResult) -> list[CellJob]:
         # rows on disk already: every trial of a local search (appended as it ended), the
