@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import analogsim
-from analogsim.analog import fused
+from analogsim.analog import fused, normals
 from analogsim.analog import numerics as num
 from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
@@ -45,7 +45,10 @@ def _profile(name: str) -> analogsim.DeviceProfile:
 
 def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
            device: torch.device) -> tuple[AnalogTile, AnalogTile, analogsim.SimClock]:
-    """Two tiles of the same chip (same seed): step by step, and fused (plain or compiled)."""
+    """Two tiles of the same chip (same seed): step by step, and fused (plain or compiled);
+    the step-by-step writes take the fused writes' normals (``normals.counter_normals`` of a
+    key from the same generator) instead of ``randn``'s, so the two must agree device by
+    device."""
     p = _profile(name)
     if not compiled:
         monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
@@ -56,6 +59,12 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
                      numerics="exact")
     fz = AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
                     numerics="fast")
+
+    def counter(shape: tuple[int, ...]) -> torch.Tensor:  # the fused write's normals, eager
+        key = normals.write_key(ref.generator)
+        return torch.stack(normals.counter_normals(key, shape[1:], shape[0]))
+
+    monkeypatch.setattr(ref, "_write_normals", counter)
     return ref, fz, clock
 
 

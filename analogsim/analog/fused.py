@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from analogsim.analog import physics
+from analogsim.analog import normals, physics
 from analogsim.config.profile import DeviceProfile
 
 
@@ -163,13 +163,13 @@ def _clipped(ln_g: Tensor, c: Tensor, prefix: str, log_dep: bool) -> Tensor:
     return torch.minimum(torch.maximum(ln_g * slope + icpt, lo), hi)
 
 
-def program_devices(target: Tensor, xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor,
+def program_devices(target: Tensor, xi: Tensor | tuple[Tensor, ...] | None, stuck_low: Tensor, stuck_high: Tensor,
                     c: Tensor, poly: Tensor, s: Structure, noisy: bool
                     ) -> dict[str, Tensor]:
     """What programming every device towards ``target`` realises (``state.program``'s
     physics, one pass): ``g_prog`` = max(0, G + σ_prog(G)·ξ) with faults, ν = |μ_ν + σ_ν·ξ'|
-    from the fault-applied target, ``q2`` = Q_s(g_prog)². ``xi``: (kinds, …) normals, kinds =
-    [programming noise] + [drift] in that order."""
+    from the fault-applied target, ``q2`` = Q_s(g_prog)². ``xi``: kinds normals like
+    ``target`` (stacked or a tuple), kinds = [programming noise] + [drift] in that order."""
     prog = noisy and s.prog
     tgt = target
     if s.faults:
@@ -222,14 +222,18 @@ def kinds_of(s: Structure, noisy: bool) -> int:
 
 
 def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
-                 xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
+                 key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
                  c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
     of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and
-    ``t_prog``: every device, or with ``partial`` those whose target changed. ``xi``: the
-    write's normals, (kinds, D, C, ci, out_p) (``kinds_of``), as ``state.program`` draws
-    them."""
+    ``t_prog``: every device, or with ``partial`` those whose target changed. ``key``: the
+    write's ``normals.write_key`` (None when it draws no normals, ``kinds_of`` = 0); device
+    d's normals are ``normals.counter_normals(key, (D, C, ci, out_p), kinds)`` at d,
+    computed in the pass (no normals array is drawn or stored)."""
     target = targets(w / scale, c, s)
+    kinds = kinds_of(s, noisy)
+    xi = normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
+        else None
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
     changed = target != bufs["g_target"] if partial else None
     for name, t in new.items():

@@ -1,4 +1,5 @@
-"""Standard normals for the crossbar reads, drawn on two CPU threads where that pays.
+"""Standard normals for the crossbar: drawn on two CPU threads where that pays (``randn``), or
+computed from a counter and a key inside a fused device pass (``counter_normals``).
 
 torch's CPU ``randn`` is single-threaded: a Mersenne-Twister uniform per number (~3 ns) then a
 vectorized Box–Muller. A large draw is therefore split into two halves with their own
@@ -7,15 +8,27 @@ whether or not the halves run at once. They run at once (the second half on a he
 only when OpenMP's idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``; ``analogsim`` sets it with
 a short spin, ``GOMP_SPINCOUNT=10000`` ≈ 0.1 ms, when it is imported before torch): a spinning
 OpenMP worker (libgomp's default spins ~3 ms after each parallel op) takes the helper's core.
+
+``counter_normals`` needs no generator state and no memory: normal k of element i is a pure
+function of (key, i), so a compiled pass computes it where it uses it. Each of two 32-bit words
+per element is two rounds of the PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash functions for GPU
+rendering", JCGT 9(3), 2020) of the counter, keyed before each round; the words' top 24 bits
+are uniforms, and Box–Muller turns the pair into two independent normals (cos and sin). The
+words are held in int64 so that no product overflows (< 2⁶² for 32-bit operands): eager torch,
+compiled CPU code and Triton compute the same integers.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor
+
+#: Low 32 bits.
+_M32 = 0xFFFFFFFF
 
 #: Draws of at least this many numbers are split into two halves (CPU only).
 SPLIT_MIN = 1 << 16
@@ -81,3 +94,34 @@ def randn(shape: tuple[int, ...], generator: torch.Generator,
         torch.randn((h,), generator=generator, out=flat[:h])
         torch.randn((n - h,), generator=second, out=flat[h:])
     return z
+
+
+def _pcg(x: Tensor) -> Tensor:
+    """The PCG-RXS-M-XS 32-bit hash of words ``x`` (int64 in [0, 2³²)), as int64."""
+    s = (x * 747796405 + 2891336453) & _M32
+    w = (((s >> ((s >> 28) + 4)) ^ s) * 277803737) & _M32
+    return (w >> 22) ^ w
+
+
+def write_key(generator: torch.Generator) -> Tensor:
+    """A fresh key for ``counter_normals``: two 32-bit words (int64, (2,)) from ``generator``,
+    on its device (no host synchronisation)."""
+    return torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64,
+                         device=generator.device)
+
+
+def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int
+                    ) -> tuple[Tensor, ...]:
+    """``kinds`` (1 or 2) independent float32 N(0, 1) arrays of ``shape``, a pure function of
+    ``key`` (``write_key``) and each element's flat index (< 2³¹ elements).
+
+    Uniforms have 24 bits, so |z| ≤ √(2 ln 2²⁵) ≈ 5.9, as ``torch.randn``'s float32 draws."""
+    i2 = torch.arange(0, 2 * math.prod(shape), 2, dtype=torch.int64, device=key.device
+                      ).view(shape)
+    k0, k1 = key[0], key[1]
+    a = _pcg(_pcg(i2 ^ k0) ^ k1)
+    b = _pcg(_pcg((i2 + 1) ^ k0) ^ k1)
+    u1 = ((a >> 8).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1): log(u1) is finite
+    theta = (b >> 8).to(torch.float32) * (2.0**-24 * 2 * math.pi)
+    r = torch.sqrt(torch.log(u1) * -2.0)
+    return (r * torch.cos(theta),) if kinds == 1 else (r * torch.cos(theta), r * torch.sin(theta))

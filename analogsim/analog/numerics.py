@@ -8,7 +8,10 @@
     w ≈ s·(q₁ + q₂/254) per crossbar column (``int8_digits``), int8 × int8 → int32
     ``torch._int_mm``: exact sums, weights to 1/64 516 of their column's largest;
   * bfloat16 read-noise variance matmul (x²) @ v with float32 accumulation: x², v rounded to
-    8 significant bits, σ of an output off by well under 1 %.
+    8 significant bits, σ of an output off by well under 1 %;
+  * compiled device math (``fused``): the read model, the write and the reference read as
+    single compiled passes; the write's normals come from a counter-based hash inside the
+    pass (``normals.counter_normals``), other draws of the same law than the exact write's.
   The choice is part of what a run records (``describe``), so it can be replayed.
 """
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import fused, physics
+from analogsim.analog import fused, normals, physics
 from analogsim.analog.grid import TileGrid
 from analogsim.config.profile import DeviceProfile, PulsedUpdate
 
@@ -122,17 +122,18 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
 
 
 def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
-                  normals: Callable[[tuple[int, ...]], Tensor], noisy: bool, partial: bool,
+                  generator: torch.Generator, noisy: bool, partial: bool,
                   fusion: fused.Fusion) -> None:
     """``program`` of the targets of weights ``w`` (C, ci, out_p) in units of ``scale`` (C, 1,
     out_p) at device time ``now`` (0-d float64 tensor on the state's device, s) in one compiled
-    pass (``fused.program_into``): the same physics and the same normals. ``partial``: only
-    the devices whose target changed; else all."""
+    pass (``fused.program_into``): the same physics, with the normals computed in the pass
+    from a key drawn from ``generator`` (``normals.counter_normals``) instead of drawn before
+    it. ``partial``: only the devices whose target changed; else all."""
     kinds = fused.kinds_of(fusion.structure, noisy)
-    xi = normals((kinds, *state.g_target.shape)) if kinds else None
+    key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
     kern = fused.kernel("program_into", fusion.structure)
-    kern(bufs, state.t_prog, w, scale, xi, state.stuck_low, state.stuck_high, now, fusion.c,
+    kern(bufs, state.t_prog, w, scale, key, state.stuck_low, state.stuck_high, now, fusion.c,
          fusion.poly, fusion.structure, noisy, partial)
 
 

@@ -159,12 +159,13 @@ class AnalogTile(nn.Module):
         partial = not (first or all_devices)
         if self._paths()["fused"]:
             st.program_fused(s, w, unit if unit is not None else torch.ones_like(scale),
-                             self._now_tensor(self.clock.now), self._normals, noisy, partial,
+                             self._now_tensor(self.clock.now), self.generator, noisy, partial,
                              self._fusion)
         else:
             target = st.targets(w / unit if unit is not None else w, self.profile)
             changed = target != s.g_target if partial else None
-            st.program(s, target, self.clock.now, self.profile, self._normals, noisy, changed)
+            st.program(s, target, self.clock.now, self.profile, self._write_normals, noisy,
+                       changed)
         self._written()
 
     def apply_increment(self, delta: Tensor) -> None:
@@ -420,6 +421,11 @@ class AnalogTile(nn.Module):
         if m.wq is not None and m.ws is not None:
             return num.int8_mean_product(u, m.wq, m.ws, add)
         return torch.bmm(u, m.w) if add is None else torch.baddbmm(add, u, m.w)
+
+    def _write_normals(self, shape: tuple[int, ...]) -> Tensor:
+        """The normals (kinds, D, C, ci, out_p) of a step-by-step write (``_normals``; the
+        fused write computes its own from a key, ``normals.counter_normals``)."""
+        return self._normals(shape)
 
     def _normals(self, shape: tuple[int, ...]) -> Tensor:
         """float32 N(0, 1) of ``shape`` from the tile's generators (``normals.randn``)."""
