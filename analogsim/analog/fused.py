@@ -244,7 +244,7 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
 
 def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse: Tensor,
                dev: dict[str, Tensor], max_pulses: float, ctoc: float, soft_bounds: bool,
-               xi: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
+               key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
                c: Tensor, poly: Tensor, s: Structure) -> None:
     """A pulsed update in place (``AnalogTile.apply_increment``'s step-by-step physics, one
     pass): the drifted conductances at ``now`` give the weights w (C, ci, out_p, normalized);
@@ -252,12 +252,16 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     pulses summed in closed form, dw·(n + c2c·√n·ξ) (``xi_pulse``, (C, ci, out_p)), times the
     soft-bound factor, clipped to the device's bounds (``physics.pulsed_update``); the devices
     whose weight and conductance change are re-programmed without programming noise
-    (``program_devices``; ``xi``: the drift normals) and restart their drift clock."""
+    (``program_devices``; the drift normals computed in the pass from ``key`` as in
+    ``program_into``) and restart their drift clock."""
     g_now, _ = drifted(bufs["g_prog"], bufs["nu"], t_prog, now, c, s)
     w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
     w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
     target = targets(w_new, c, s)
     changed = (w_new != w).unsqueeze(0) & (target != g_now)
+    kinds = kinds_of(s, False)
+    xi = normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
+        else None
     new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, False)
     for name, t in new.items():
         buf = bufs[name]

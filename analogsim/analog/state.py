@@ -138,21 +138,21 @@ def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
 
 
 def pulse_fused(state: DeviceState, delta: Tensor, now: Tensor, cfg: PulsedUpdate,
-                generator: torch.Generator, normals: Callable[[tuple[int, ...]], Tensor],
-                fusion: fused.Fusion) -> None:
+                generator: torch.Generator, fusion: fused.Fusion) -> None:
     """A pulsed update of the requested normalized increments ``delta`` (C, ci, out_p) at
     device time ``now`` (0-d float64 tensor, s) in one compiled pass (``fused.pulse_into``):
     the physics of ``physics.pulsed_update`` then ``program`` (no programming noise) of the
-    devices that change, with the same normals in the same order — the pulses' from
-    ``generator``, then the drift exponents' from ``normals``."""
+    devices that change. The pulses' normals are drawn from ``generator`` as the step-by-step
+    update draws them; the drift exponents' are computed in the pass from a key drawn after
+    them (``normals.counter_normals``)."""
     xi_pulse = torch.randn(delta.shape, generator=generator, device=delta.device,
                            dtype=delta.dtype)
     kinds = fused.kinds_of(fusion.structure, False)
-    xi = normals((kinds, *state.g_target.shape)) if kinds else None
+    key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
     fused.kernel("pulse_into", fusion.structure)(
         bufs, state.t_prog, delta, xi_pulse, state.pulsed(), float(cfg.max_pulses),
-        float(cfg.dw_min_ctoc), cfg.soft_bounds, xi, state.stuck_low, state.stuck_high, now,
+        float(cfg.dw_min_ctoc), cfg.soft_bounds, key, state.stuck_low, state.stuck_high, now,
         fusion.c, fusion.poly, fusion.structure)
 
 

@@ -178,7 +178,7 @@ class AnalogTile(nn.Module):
         d = self.grid.to_grid(delta.detach().to(self.device, torch.float32)) / s.scale
         if self._paths()["fused"]:
             st.pulse_fused(s, d.contiguous(), self._now_tensor(self.clock.now), self.profile.update,  # type: ignore[arg-type]
-                           self.generator, self._normals, self._fusion)
+                           self.generator, self._fusion)
             self._written()
             return
         g_now, _ = st.conductances(s, self.clock.now, self.profile)
@@ -188,7 +188,8 @@ class AnalogTile(nn.Module):
                                       self.generator)
         target = st.targets(w_new, self.profile)
         changed = (w_new != w_now).unsqueeze(0) & (target != g_now)
-        st.program(s, target, self.clock.now, self.profile, self._normals, False, changed)
+        st.program(s, target, self.clock.now, self.profile, self._write_normals, False,
+                   changed)
         self._written()
 
     def _written(self) -> None:
@@ -423,8 +424,9 @@ class AnalogTile(nn.Module):
         return torch.bmm(u, m.w) if add is None else torch.baddbmm(add, u, m.w)
 
     def _write_normals(self, shape: tuple[int, ...]) -> Tensor:
-        """The normals (kinds, D, C, ci, out_p) of a step-by-step write (``_normals``; the
-        fused write computes its own from a key, ``normals.counter_normals``)."""
+        """The normals (kinds, D, C, ci, out_p) of a step-by-step write or pulsed update
+        (``_normals``; the fused passes compute their own from a key,
+        ``normals.counter_normals``)."""
         return self._normals(shape)
 
     def _normals(self, shape: tuple[int, ...]) -> Tensor:
