@@ -34,6 +34,10 @@ BUFFERS = ("g_target", "g_prog", "nu", "q2", "t_prog")
 
 
 def _profile(name: str) -> analogsim.DeviceProfile:
+    if name == "pcm_slow_read":  # t_read/t0 = 5e-5: the 1/f term keeps its own log
+        d = load_profile("pcm").model_dump()
+        d["read_noise"]["t_read_s"] = 1e-3
+        return analogsim.DeviceProfile.model_validate(d)
     p = load_profile(name)
     if name == "low_precision":  # a single device against g_max/2, with faults
         d = p.model_dump()
@@ -93,11 +97,12 @@ def _write_and_drift(ref: AnalogTile, fz: AnalogTile, clock: analogsim.SimClock)
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
-@pytest.mark.parametrize("name", ["pcm", "rram", "noisy_nodes", "low_precision", "ideal"])
+@pytest.mark.parametrize("name", ["pcm", "rram", "noisy_nodes", "low_precision", "ideal",
+                                  "pcm_slow_read"])
 def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
                                              monkeypatch: pytest.MonkeyPatch,
                                              device: torch.device) -> None:
-    if compiled and name in ("rram", "noisy_nodes", "ideal"):
+    if compiled and name in ("rram", "noisy_nodes", "ideal", "pcm_slow_read"):
         pytest.skip("compiled: pcm and low_precision cover every branch (each compile ~10 s)")
     if compiled and not fused.compiled_ok(device.type):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")

@@ -46,6 +46,9 @@ class Structure:
     poly_degree: int  # of σ_prog(G)
     levels: bool  # targets snapped to conductance levels
     q_pow: bool = True  # Q_s depends on G (q_exp ≠ 0; else the constant q_coeff)
+    # t_read/t0 < 2⁻²⁴: the 1/f term ln((dt + t0 + t_read)/(2 t_read)) is the drift's
+    # log1p(dt/t0) plus a constant to within t_read/t0 (< a float32 ulp of a term ≥ 16)
+    short_read: bool = False
 
     @classmethod
     def of(cls, p: DeviceProfile, faults: bool) -> Structure:
@@ -55,13 +58,13 @@ class Structure:
                    any(c != 0 for c in p.programming.sigma_poly_uS), faults,
                    p.drift.nu_mean.ln_slope != 0, p.drift.nu_std.ln_slope != 0,
                    len(p.programming.sigma_poly_uS) - 1, p.mapping.levels is not None,
-                   rn.q_exp != 0)
+                   rn.q_exp != 0, rn.t_read_s / p.drift.t0_s < 2.0**-24)
 
 
 #: Order of the profile constants in ``consts`` (one float64 tensor).
 CONST_NAMES = ("t0", "unit", "t0_plus_t_read", "two_t_read", "abs_var", "var_scale",
                "q_coeff", "q_exp", "q_max", "g_floor", "mu_slope", "mu_icpt", "mu_min",
-               "mu_max", "sd_slope", "sd_icpt", "sd_min", "sd_max", "level_step")
+               "mu_max", "sd_slope", "sd_icpt", "sd_min", "sd_max", "level_step", "ln_read")
 _I = {n: i for i, n in enumerate(CONST_NAMES)}
 
 
@@ -85,6 +88,7 @@ def consts(p: DeviceProfile, unit: float, device: torch.device) -> tuple[Tensor,
         "sd_slope": dr.nu_std.ln_slope, "sd_icpt": dr.nu_std.intercept,
         "sd_min": dr.nu_std.min, "sd_max": dr.nu_std.max,
         "level_step": 1.0 / (m.levels - 1) if m.levels is not None else 1.0,
+        "ln_read": math.log((dr.t0_s + rn.t_read_s) / (2 * rn.t_read_s)),
     }
     c = torch.tensor([vals[n] for n in CONST_NAMES], dtype=torch.float64, device=device)
     poly = torch.tensor(p.programming.sigma_poly_uS, dtype=torch.float64, device=device) * k
@@ -107,13 +111,16 @@ class Fusion:
 
 # ------------------------------------------------------------------------------ read model
 def drifted(g_prog: Tensor, nu: Tensor, t_prog: Tensor, now: Tensor, c: Tensor, s: Structure
-            ) -> tuple[Tensor, Tensor]:
-    """(G(t)/g_max, dt) per device at device time ``now`` (0-d float64 tensor, s):
-    g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog) in float32 seconds."""
+            ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(G(t)/g_max, dt, ln((dt + t0)/t0) or None) per device at device time ``now`` (0-d
+    float64 tensor, s): g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog) in float32
+    seconds; the log when drift is on (the 1/f term reuses it)."""
     f32 = torch.float32
     dt = (now - t_prog).clamp_min(0).to(f32)
-    g = g_prog * torch.exp(-nu * torch.log1p(dt / c[_I["t0"]].to(f32))) if s.drift else g_prog
-    return g, dt
+    if not s.drift:
+        return g_prog, dt, None
+    lg = torch.log1p(dt / c[_I["t0"]].to(f32))
+    return g_prog * torch.exp(-nu * lg), dt, lg
 
 
 def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
@@ -125,14 +132,18 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
     (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
     """
     f32 = torch.float32
-    g, dt = drifted(g_prog, nu, t_prog, now, c, s)
+    g, dt, lg = drifted(g_prog, nu, t_prog, now, c, s)
     unit = c[_I["unit"]].to(f32)
     w = (g[0] - g[1]) * unit if s.differential else (g[0] * 2 - 1) * unit
     if not want_var:
         return w, None
     if s.rel_noise:
         dev = g * g * q2
-        if s.one_over_f:
+        if s.one_over_f and s.short_read:  # ln((dt + t0)/t0) + ln((t0 + t_read)/(2 t_read))
+            if lg is None:
+                lg = torch.log1p(dt / c[_I["t0"]].to(f32))
+            dev = dev * (lg + c[_I["ln_read"]].to(f32))
+        elif s.one_over_f:
             dev = dev * torch.log((dt + c[_I["t0_plus_t_read"]].to(f32))
                                   / c[_I["two_t_read"]].to(f32))
         v = dev.sum(0)
@@ -254,7 +265,7 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     whose weight and conductance change are re-programmed without programming noise
     (``program_devices``; the drift normals computed in the pass from ``key`` as in
     ``program_into``) and restart their drift clock."""
-    g_now, _ = drifted(bufs["g_prog"], bufs["nu"], t_prog, now, c, s)
+    g_now, _, _ = drifted(bufs["g_prog"], bufs["nu"], t_prog, now, c, s)
     w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
     w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
     target = targets(w_new, c, s)
