@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import torch
 from nets import make_mlp
+
+if os.environ.get("ANALOGSIM_TEST_THREADS"):  # a fresh process at a set thread count
+    torch.set_num_threads(int(os.environ["ANALOGSIM_TEST_THREADS"]))
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

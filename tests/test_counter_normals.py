@@ -13,17 +13,12 @@ the variance lost to the cut tails is < 1e-7, far below 5·√(2/n).
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from one_thread import passes_on_one_thread
 
 from analogsim.analog import fused, normals
-
-if os.environ.get("ANALOGSIM_TEST_THREADS"):  # a fresh process at a set thread count
-    torch.set_num_threads(int(os.environ["ANALOGSIM_TEST_THREADS"]))
 
 N = 1 << 20
 SE = 1 / math.sqrt(N)
@@ -128,9 +123,4 @@ def test_compiled_counter_normals_hold_on_one_thread() -> None:
     in a fresh process set to one thread before anything compiles."""
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    env = {**os.environ, "ANALOGSIM_TEST_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "eager_ones_at_any_size"],
-                         env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "1 passed" in out.stdout
+    passes_on_one_thread(__file__, "eager_ones_at_any_size")

@@ -15,21 +15,16 @@ compiled write computes its normals from the same key as the step-by-step write 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from one_thread import passes_on_one_thread
 
 import analogsim
 from analogsim.analog import fused, normals
 from analogsim.analog import numerics as num
 from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
-
-if os.environ.get("ANALOGSIM_TEST_THREADS"):  # a fresh process at a set thread count
-    torch.set_num_threads(int(os.environ["ANALOGSIM_TEST_THREADS"]))
 
 ULPS16 = 16 * 2.0**-23
 OUT, IN = 513, 601  # pcm's 512×512 crossbars: two of each, one padding row and column
@@ -263,9 +258,4 @@ def test_compiled_kernels_hold_on_one_thread() -> None:
     check in a fresh process set to one thread before anything compiles."""
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    env = {**os.environ, "ANALOGSIM_TEST_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          __file__, "-k", "step_by_step and pcm and compiled"],
-                         env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "1 passed" in out.stdout
+    passes_on_one_thread(__file__, "step_by_step and pcm and compiled")
