@@ -174,9 +174,9 @@ def _clipped(ln_g: Tensor, c: Tensor, prefix: str, log_dep: bool) -> Tensor:
     return torch.minimum(torch.maximum(ln_g * slope + icpt, lo), hi)
 
 
-def program_devices(target: Tensor, xi: Tensor | tuple[Tensor, ...] | None, stuck_low: Tensor, stuck_high: Tensor,
-                    c: Tensor, poly: Tensor, s: Structure, noisy: bool
-                    ) -> dict[str, Tensor]:
+def program_devices(target: Tensor, xi: Tensor | tuple[Tensor, ...] | None,
+                    stuck_low: Tensor, stuck_high: Tensor, c: Tensor, poly: Tensor,
+                    s: Structure, noisy: bool) -> dict[str, Tensor]:
     """What programming every device towards ``target`` realises (``state.program``'s
     physics, one pass): ``g_prog`` = max(0, G + σ_prog(G)·ξ) with faults, ν = |μ_ν + σ_ν·ξ'|
     from the fault-applied target, ``q2`` = Q_s(g_prog)². ``xi``: kinds normals like
@@ -232,6 +232,15 @@ def kinds_of(s: Structure, noisy: bool) -> int:
     return int(noisy and s.prog) + int(s.drift)
 
 
+def write_normals(key: Tensor | None, target: Tensor, s: Structure, noisy: bool
+                  ) -> tuple[Tensor, ...] | None:
+    """The ``kinds_of`` normals of a write of ``target`` (D, C, ci, out_p) from its key
+    (``normals.counter_normals``; None when it needs none)."""
+    kinds = kinds_of(s, noisy)
+    return normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
+        else None
+
+
 def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
                  key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
                  c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool) -> None:
@@ -242,10 +251,8 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
     d's normals are ``normals.counter_normals(key, (D, C, ci, out_p), kinds)`` at d,
     computed in the pass (no normals array is drawn or stored)."""
     target = targets(w / scale, c, s)
-    kinds = kinds_of(s, noisy)
-    xi = normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
-        else None
-    new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
+    new = program_devices(target, write_normals(key, target, s, noisy), stuck_low, stuck_high,
+                          c, poly, s, noisy)
     changed = target != bufs["g_target"] if partial else None
     for name, t in new.items():
         buf = bufs[name]
@@ -270,10 +277,8 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
     target = targets(w_new, c, s)
     changed = (w_new != w).unsqueeze(0) & (target != g_now)
-    kinds = kinds_of(s, False)
-    xi = normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
-        else None
-    new = program_devices(target, xi, stuck_low, stuck_high, c, poly, s, False)
+    new = program_devices(target, write_normals(key, target, s, False), stuck_low, stuck_high,
+                          c, poly, s, False)
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(torch.where(changed, t, buf))

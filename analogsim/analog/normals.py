@@ -14,8 +14,9 @@ function of (key, i), so a compiled pass computes it where it uses it. Each of t
 per element is two rounds of the PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash functions for GPU
 rendering", JCGT 9(3), 2020) of the counter, keyed before each round; the words' top 24 bits
 are uniforms, and Box–Muller turns the pair into two independent normals (cos and sin). The
-words are held in int64 so that no product overflows (< 2⁶² for 32-bit operands): eager torch,
-compiled CPU code and Triton compute the same integers.
+words are held in int64 so that no product overflows (< 2⁶² for 32-bit operands): eager torch
+and the compiled CPU code compute the same integers (tested), with nothing that depends on the
+device or the thread count.
 """
 
 from __future__ import annotations
