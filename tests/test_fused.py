@@ -7,7 +7,8 @@ evaluate exp/log/pow with its own vectorized routines and reorder a product; eac
 a couple of float32 ulps (2⁻²³ ≈ 1.2e-7 relative), and the longest chain is ~6 of them
 (log1p, ·ν, exp, ·g, square, ·ln(1/f)), so 16 ulps (2e-6 relative) bounds a device's value.
 The fused 1/f term ln((dt + t0 + t_read)/(2 t_read)), taken from the drift's ln((dt + t0)/t0)
-when t_read/t0 < 2⁻²⁴, is off by < 2⁻²⁴ absolute on a term ≥ 16 (< 4e-9 relative). The
+when t_read/t0 < 2⁻²⁴, is off by < 2⁻²⁴ absolute on a term ≥ ln 2²³ ≈ 15.9 (< 4e-9
+relative). The
 compiled write computes its normals from the same key as the step-by-step write is given here
 (``normals.counter_normals``), within 4 ulps of |z| + 1 of the eager ones.
 """

@@ -47,7 +47,7 @@ class Structure:
     levels: bool  # targets snapped to conductance levels
     q_pow: bool = True  # Q_s depends on G (q_exp ≠ 0; else the constant q_coeff)
     # t_read/t0 < 2⁻²⁴: the 1/f term ln((dt + t0 + t_read)/(2 t_read)) is the drift's
-    # log1p(dt/t0) plus a constant to within t_read/t0 (< a float32 ulp of a term ≥ 16)
+    # log1p(dt/t0) plus a constant to within t_read/t0 (< a float32 ulp of a term ≥ 15.9)
     short_read: bool = False
 
     @classmethod

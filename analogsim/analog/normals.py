@@ -114,15 +114,20 @@ def write_key(generator: torch.Generator) -> Tensor:
 def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int
                     ) -> tuple[Tensor, ...]:
     """``kinds`` (1 or 2) independent float32 N(0, 1) arrays of ``shape``, a pure function of
-    ``key`` (``write_key``) and each element's flat index (< 2³¹ elements).
+    ``key`` (``write_key``) and each element's flat index (< 2³¹ elements: counters 2i and
+    2i + 1 stay below 2³²).
 
-    Uniforms have 24 bits, so |z| ≤ √(2 ln 2²⁵) ≈ 5.9, as ``torch.randn``'s float32 draws."""
-    i2 = torch.arange(0, 2 * math.prod(shape), 2, dtype=torch.int64, device=key.device
-                      ).view(shape)
+    Uniforms have 24 bits, so |z| ≤ √(2 ln 2²⁵) ≈ 5.9, as ``torch.randn``'s float32 draws. The
+    counter is XORed with key word 0 before the first round, so two keys with the same word 1
+    whose words 0 differ in low bits give the same numbers to other elements; write keys are
+    64 random bits, so two writes share word 1 with probability 2⁻³²."""
+    n = math.prod(shape)
+    torch._check(n < 2**31, lambda: f"counter_normals: {n} elements, at most 2**31 - 1")
+    i2 = torch.arange(0, 2 * n, 2, dtype=torch.int64, device=key.device).view(shape)
     k0, k1 = key[0], key[1]
     a = _pcg(_pcg(i2 ^ k0) ^ k1)
     b = _pcg(_pcg((i2 + 1) ^ k0) ^ k1)
-    u1 = ((a >> 8).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1): log(u1) is finite
+    u1 = ((a >> 8).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1] in float32: log(u1) finite
     theta = (b >> 8).to(torch.float32) * (2.0**-24 * 2 * math.pi)
     r = torch.sqrt(torch.log(u1) * -2.0)
     return (r * torch.cos(theta),) if kinds == 1 else (r * torch.cos(theta), r * torch.sin(theta))
