@@ -19,7 +19,7 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
 PY
 status=0
 python3 -m pytest -q -p no:cacheprovider tests/test_layers.py tests/test_physics.py tests/test_device_physics.py tests/test_tile.py \
-  tests/test_rules.py tests/test_profiles.py tests/test_fused.py || status=1
+  tests/test_rules.py tests/test_profiles.py tests/test_fused.py tests/test_counter_normals.py || status=1
 python3 benchmarks/analog_forward.py --device cuda || status=1
 python3 benchmarks/step_cost.py --device cuda || status=1
 python3 benchmarks/scaling.py --device cuda --widths 1024 4096 --batches 1000 4000 || status=1

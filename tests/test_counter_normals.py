@@ -103,7 +103,7 @@ def test_the_hash_is_the_32_bit_pcg_hash() -> None:
 
 
 def _words_and_normals(key: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-    i = torch.arange(n, dtype=torch.int64)
+    i = torch.arange(n, dtype=torch.int64, device=key.device)
     return (normals._pcg(normals._pcg(i ^ key[0]) ^ key[1]),
             *normals.counter_normals(key, (n,), 2))
 
@@ -129,3 +129,21 @@ def test_compiled_counter_normals_hold_on_one_thread() -> None:
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
     passes_on_one_thread(__file__, "eager_ones_at_any_size")
+
+
+def test_counter_normals_are_the_same_numbers_on_a_gpu(device: torch.device) -> None:
+    """On CUDA, eager and compiled (Triton), the hash words are the CPU's bit for bit and the
+    normals within 4 ulps of |z| + 1 (the GPU's own log, sqrt, sin and cos)."""
+    if device.type == "cpu":
+        pytest.skip("compares a GPU against the CPU")
+    key = torch.tensor([0xFFFFFFFF, 0x12345678], dtype=torch.int64)
+    n = 1_000_003
+    want = _words_and_normals(key, n)
+    runs = [_words_and_normals]
+    if fused.compiled_ok(device.type):
+        runs.append(torch.compile(_words_and_normals, dynamic=True))
+    for f in runs:
+        got = [t.cpu() for t in f(key.to(device), n)]
+        assert torch.equal(got[0], want[0])
+        for a, b in zip(got[1:], want[1:]):
+            assert bool(((a - b).abs() <= 4 * 2.0**-23 * (b.abs() + 1)).all())
