@@ -16,7 +16,7 @@ import math
 
 import pytest
 import torch
-from one_thread import passes_on_one_thread
+from one_thread import run_on_one_thread
 
 from analogsim.analog import fused, normals
 
@@ -128,7 +128,9 @@ def test_compiled_counter_normals_hold_on_one_thread() -> None:
     in a fresh process set to one thread before anything compiles."""
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    passes_on_one_thread(__file__, "eager_ones_at_any_size")
+    out = run_on_one_thread(__file__, "eager_ones_at_any_size")
+    assert out.returncode == 0, out.tail
+    assert out.counts.get("passed") == 1 and "failed" not in out.counts, out.tail
 
 
 def test_counter_normals_are_the_same_numbers_on_a_gpu(device: torch.device) -> None:

@@ -19,7 +19,7 @@ import math
 
 import pytest
 import torch
-from one_thread import passes_on_one_thread
+from one_thread import run_on_one_thread
 
 import analogsim
 from analogsim.analog import fused, normals
@@ -259,4 +259,6 @@ def test_compiled_kernels_hold_on_one_thread() -> None:
     check in a fresh process set to one thread before anything compiles."""
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    passes_on_one_thread(__file__, "step_by_step and pcm and compiled")
+    out = run_on_one_thread(__file__, "step_by_step and pcm and compiled")
+    assert out.returncode == 0, out.tail
+    assert out.counts.get("passed") == 1 and "failed" not in out.counts, out.tail
