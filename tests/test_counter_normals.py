@@ -90,7 +90,7 @@ def test_counter_normals_are_a_function_of_key_and_index_only() -> None:
 
 
 def test_the_hash_is_the_32_bit_pcg_hash() -> None:
-    """``_pcg`` on int64-held words is the 32-bit PCG-RXS-M-XS hash computed with wrapping
+    """``_pcg`` on int32 bit patterns is the 32-bit PCG-RXS-M-XS hash computed with unsigned
     32-bit arithmetic (Python integers, reduced mod 2³² after each product)."""
     def ref(x: int) -> int:
         s = (x * 747796405 + 2891336453) % 2**32
@@ -98,13 +98,15 @@ def test_the_hash_is_the_32_bit_pcg_hash() -> None:
         return (w >> 22) ^ w
 
     xs = [0, 1, 2, 12345, 2**31 - 1, 2**31, 2**32 - 1, 0xDEADBEEF]
-    got = normals._pcg(torch.tensor(xs, dtype=torch.int64)).tolist()
+    words = normals._as_int32(torch.tensor(xs, dtype=torch.int64))
+    got = (normals._pcg(words).long() & 0xFFFFFFFF).tolist()
     assert got == [ref(x) for x in xs]
 
 
 def _words_and_normals(key: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
-    i = torch.arange(n, dtype=torch.int64, device=key.device)
-    return (normals._pcg(normals._pcg(i ^ key[0]) ^ key[1]),
+    i = torch.arange(n, dtype=torch.int32, device=key.device)
+    k0, k1 = normals._as_int32(key[0]), normals._as_int32(key[1])
+    return (normals._pcg(normals._pcg(i ^ k0) ^ k1),
             *normals.counter_normals(key, (n,), 2))
 
 

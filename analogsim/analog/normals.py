@@ -14,9 +14,10 @@ function of (key, i), so a compiled pass computes it where it uses it. Each of t
 per element is two rounds of the PCG-RXS-M-XS hash (Jarzynski & Olano, "Hash functions for GPU
 rendering", JCGT 9(3), 2020) of the counter, keyed before each round; the words' top 24 bits
 are uniforms, and Box–Muller turns the pair into two independent normals (cos and sin). The
-words are held in int64 so that no product overflows (< 2⁶² for 32-bit operands): eager torch
-and the compiled CPU code compute the same integers (tested), with nothing that depends on the
-device or the thread count.
+words are int32 bit patterns with wrapping products (16 lanes per AVX-512 register, against 8
+for int64-held words: 20 % off a compiled draw on an Intel Xeon): eager torch, the compiled
+CPU code and Triton compute the same integers (tested), with nothing that depends on the device
+or the thread count.
 """
 
 from __future__ import annotations
@@ -98,10 +99,18 @@ def randn(shape: tuple[int, ...], generator: torch.Generator,
 
 
 def _pcg(x: Tensor) -> Tensor:
-    """The PCG-RXS-M-XS 32-bit hash of words ``x`` (int64 in [0, 2³²)), as int64."""
-    s = (x * 747796405 + 2891336453) & _M32
-    w = (((s >> ((s >> 28) + 4)) ^ s) * 277803737) & _M32
-    return (w >> 22) ^ w
+    """The PCG-RXS-M-XS 32-bit hash of words ``x`` held as int32 bit patterns, as int32 bit
+    patterns: products and sums wrap mod 2³² (two's complement), and the logical right shifts
+    of the unsigned hash are arithmetic shifts masked to their low 32 − k bits."""
+    s = x * 747796405 + (2891336453 - 2**32)
+    rot = ((s >> 28) & 15) + 4
+    w = (((s >> rot) & (0x7FFFFFFF >> (rot - 1))) ^ s) * 277803737
+    return ((w >> 22) & 0x3FF) ^ w
+
+
+def _as_int32(word: Tensor) -> Tensor:
+    """Words in [0, 2³²) (int64) as int32 bit patterns."""
+    return (((word + 2**31) & _M32) - 2**31).to(torch.int32)
 
 
 def write_key(generator: torch.Generator) -> Tensor:
@@ -122,12 +131,24 @@ def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int
     whose words 0 differ in low bits give the same numbers to other elements; write keys are
     64 random bits, so two writes share word 1 with probability 2⁻³²."""
     n = math.prod(shape)
-    torch._check(n < 2**31, lambda: f"counter_normals: {n} elements, at most 2**31 - 1")
-    i2 = torch.arange(0, 2 * n, 2, dtype=torch.int64, device=key.device).view(shape)
-    k0, k1 = key[0], key[1]
+    # a constant message: a closure over ``n`` would break a compiled graph in two
+    torch._check(n < 2**31, lambda: "counter_normals: at most 2**31 - 1 elements")
+    i2 = (torch.arange(n, dtype=torch.int32, device=key.device) * 2).view(shape)  # wraps
+    k0, k1 = _as_int32(key[0]), _as_int32(key[1])
     a = _pcg(_pcg(i2 ^ k0) ^ k1)
     b = _pcg(_pcg((i2 + 1) ^ k0) ^ k1)
-    u1 = ((a >> 8).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1] in float32: log(u1) finite
-    theta = (b >> 8).to(torch.float32) * (2.0**-24 * 2 * math.pi)
+    u1 = (((a >> 8) & 0xFFFFFF).to(torch.float32) + 0.5) * 2.0**-24  # (0, 1): log finite
+    theta = ((b >> 8) & 0xFFFFFF).to(torch.float32) * (2.0**-24 * 2 * math.pi)
     r = torch.sqrt(torch.log(u1) * -2.0)
     return (r * torch.cos(theta),) if kinds == 1 else (r * torch.cos(theta), r * torch.sin(theta))
+
+
+def split_normals(key: Tensor, shape: tuple[int, ...] | torch.Size) -> Tensor:
+    """float32 N(0, 1) of ``shape`` (A, M, B) from ``key``, one Box–Muller pair per two
+    elements: rows [0, h) of the middle axis take the cosines and rows [h, M) the sines of
+    ``counter_normals(key, (A, h, B), 2)``, h = ⌈M/2⌉ (so half the hashes and logs of two
+    ``kinds = 1`` draws). The layout of the fused read's noise (``fused.read_out``)."""
+    a, m, b = shape
+    h = (m + 1) // 2
+    zc, zs = counter_normals(key, (a, h, b), 2)
+    return torch.cat((zc, zs[:, : m - h]), 1)
