@@ -103,7 +103,8 @@ def main() -> None:
         t_refresh.append(timed(refresh, device))
     med = {r: statistics.median(v) for r, v in times.items()}
     print(f"device {device}, batch {args.batch}, repeats {reps}, torch threads "
-          f"{torch.get_num_threads()}; pcm profile, noisy baseline")
+          f"{torch.get_num_threads()}; pcm profile, noisy baseline; paths "
+          f"{analogsim.analog.numerics.describe(args.numerics, device)}")
     for r in RULES:
         print(f"{r:>5} step: {med[r] * 1e3:8.1f} ms")
     print(f"device write, noisy_write (pcm): {statistics.median(t_write) * 1e3:8.1f} ms per step")

@@ -22,7 +22,7 @@ import torch
 from one_thread import run_on_one_thread
 
 import analogsim
-from analogsim.analog import fused, normals
+from analogsim.analog import fused, normals, periphery
 from analogsim.analog import numerics as num
 from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
@@ -56,8 +56,7 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
     p = _profile(name)
     if not compiled:
         monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
-    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
-                                                      "bf16_variance": False, "fused": True})
+    monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": True})
     clock = analogsim.SimClock()
     ref = AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
                      numerics="exact")
@@ -193,7 +192,8 @@ def test_fused_pulsed_update_is_the_step_by_step_update(compiled: bool,
 def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
         on: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The measured choice (``fast_paths``) decides: a fast tile calls the kernels when
-    ``fused`` is on and never otherwise; exact tiles never do; runs record the choice."""
+    ``fused`` and ``fused_read`` are on and never otherwise; exact tiles never do; runs
+    record the choice."""
     calls: list[str] = []
 
     def kernel(name: str, structure: fused.Structure) -> object:
@@ -201,8 +201,8 @@ def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
         return getattr(fused, name)
 
     monkeypatch.setattr(fused, "kernel", kernel)
-    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
-                                                      "bf16_variance": False, "fused": on})
+    monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": on,
+                                                      "fused_read": on})
     clock = analogsim.SimClock()
     for setting in ("exact", "fast"):
         tile = AnalogTile(30, 40, load_profile("pcm"), clock, torch.Generator().manual_seed(1),
@@ -213,8 +213,10 @@ def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
         used = on and setting == "fast"
         assert bool(calls) == used, (setting, calls)
         if used:
-            assert set(calls) == {"program_into", "reference_sums", "read_fields"}
-        assert num.describe(setting)["fused"] is used  # type: ignore[arg-type]
+            assert set(calls) == {"program_into", "reference_sums", "read_fields",
+                                  "dac_codes", "read_out"}
+        rec = num.describe(setting)  # type: ignore[arg-type]
+        assert rec["fused"] is used and rec["fused_read"] is used
         calls.clear()
 
 
@@ -223,8 +225,7 @@ def test_fused_write_has_the_programming_noise_of_the_profile(
     """A fast pcm write of one target conductance G: (G_prog − G)/σ_prog(G) over the devices
     carrying it has mean 0 and variance 1 (4.5 standard errors; G = 0.6·g_max, where the
     clamp at 0 is > 10 σ away), and ν the profile's mean and spread at G."""
-    monkeypatch.setattr(num, "fast_paths", lambda d: {"int8_mean": False,
-                                                      "bf16_variance": False, "fused": True})
+    monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": True})
     p = load_profile("pcm")
     tile = AnalogTile(256, 512, p, analogsim.SimClock(), torch.Generator().manual_seed(8),
                       numerics="fast")
@@ -256,9 +257,98 @@ def test_fused_write_has_the_programming_noise_of_the_profile(
 def test_compiled_kernels_hold_on_one_thread() -> None:
     """Runner workers use one torch thread from their start: there the compiled kernels must
     hold to the same bounds (torch's CPU code differs with the thread count). Runs the pcm
-    check in a fresh process set to one thread before anything compiles."""
+    checks (device math and read) in a fresh process set to one thread before anything
+    compiles."""
     if not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
     out = run_on_one_thread(__file__, "step_by_step and pcm and compiled")
     assert out.returncode == 0, out.tail
-    assert out.counts.get("passed") == 1 and "failed" not in out.counts, out.tail
+    # the device math on pcm, and the fused read on pcm in float32 and (where torch has an
+    # exact CPU int8 product) on int8 digits
+    want = 2 + int(num.cpu_int_mm())
+    assert out.counts.get("passed") == want and "failed" not in out.counts, out.tail
+
+
+# ------------------------------------------------------------------------------ the fused read
+def _read_profile(name: str) -> analogsim.DeviceProfile:
+    """pcm, and pcm with the periphery branches the fused read specialises on changed."""
+    d = load_profile("pcm").model_dump()
+    if name == "plain_dac_clip":  # no DAC bits nor scaling; an ADC that only saturates
+        d["dac"] = {**d["dac"], "bits": None, "scaling": "none"}
+        d["adc"] = {**d["adc"], "bits": None, "output_bound": 10.0}
+    elif name == "output_noise_only":  # no device read noise; no ADC bits nor bound
+        d["read_noise"] = {**d["read_noise"], "q_coeff": 0.0, "absolute_uS": 0.0}
+        d["adc"] = {**d["adc"], "bits": None, "output_bound": None}
+    elif name == "noise_free":  # no noise at all: no key is drawn
+        d["read_noise"] = {**d["read_noise"], "q_coeff": 0.0, "absolute_uS": 0.0}
+        d["adc"] = {**d["adc"], "noise_std": 0.0}
+    return analogsim.DeviceProfile.model_validate(d)
+
+
+def _keyed_normals(tile: AnalogTile) -> None:
+    """Make every normals draw of ``tile`` the fused read's: a key from its generator, then
+    ``normals.split_normals`` (any shape, as rows of its last axis)."""
+    def draw(shape: tuple[int, ...]) -> torch.Tensor:
+        key = normals.write_key(tile.generator)
+        flat = (1, math.prod(shape[:-1]), shape[-1]) if len(shape) != 3 else shape
+        return normals.split_normals(key, flat).view(shape)
+
+    tile._normals = draw  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+@pytest.mark.parametrize("int8", [False, True], ids=["f32", "int8"])
+@pytest.mark.parametrize("name", ["pcm", "plain_dac_clip", "output_noise_only", "noise_free"])
+def test_fused_read_is_the_step_by_step_read(name: str, int8: bool, compiled: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fused.dac_codes`` + the products + ``fused.read_out`` compute the step-by-step read
+    (``periphery.encode``, ``read_noise``, the mean product, ``quantize_output``,
+    ``_digital_sum``) when both draw the same normals: one and a half crossbars of inputs, an
+    odd batch read once and twice (``repeats``), with the mean product in float32 or on int8
+    digits in both. Outputs sum the same codes in another order,
+    so they agree to 1e-5 of Σ_c |k_c·sg_c·code_c| + |bias|, except where a pre-ADC value's
+    rounding moved it across a code's edge:
+    there by one code of a crossbar, Σ_c |k_c·sg_c| at most, in < 2 % of the outputs."""
+    if int8 and not num.cpu_int_mm():
+        pytest.skip("no exact CPU int8 product in this torch")
+    if compiled and not fused.compiled_ok("cpu"):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    if not compiled:
+        monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
+    p = _read_profile(name)
+    if int8 and p.dac.bits is None:
+        pytest.skip("the int8 product needs integer DAC codes")
+    monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "int8_mean": int8,
+                                                      "fused_read": True})
+    clock = analogsim.SimClock()
+    g = torch.Generator().manual_seed(5)
+    w, bias = torch.randn(OUT, IN, generator=g), torch.randn(OUT, generator=g)
+    x = torch.rand(7, IN, generator=g) * 2 - 1
+    tiles = [AnalogTile(OUT, IN, p, clock, torch.Generator().manual_seed(4), numerics="fast")
+             for _ in range(2)]
+    # the reference: the same products (int8 digits or float32), the step-by-step periphery
+    tiles[0]._paths = lambda: {**num.NONE, "int8_mean": int8}  # type: ignore[method-assign]
+    for t in tiles:
+        _keyed_normals(t)
+        t.program(w)
+    clock.advance(3600.0)
+    ref, fz = tiles
+    m = ref.read_model()
+    gr = ref.grid
+    xp = torch.nn.functional.pad(x, (0, gr.in_padded - IN))
+    _, k = periphery.encode(xp.reshape(7, gr.n_col, gr.ci).transpose(0, 1), ref.conv)
+    sg = (ref.state.scale if m.gain is None else ref.state.scale * m.gain).abs()
+    code = (k.abs() if isinstance(k, torch.Tensor) else torch.full((gr.n_col, 1, 1), k)) * sg
+    for repeats in (1, 2):
+        want, got = (t.mvm(x, bias, repeats).double() for t in (ref, fz))
+        assert torch.equal(ref.generator.get_state(), fz.generator.get_state())
+        # Σ_c |k_c·sg_c|, (R·N, out)
+        one = code.sum(0)[:, :OUT].double().expand(7, -1).repeat(repeats, 1)
+        top = ref.conv.adc_top or (ref.conv.output_bound or 1e3) / ref.conv.b
+        scale = one * top + bias.abs().double()
+        diff = (got - want).abs()
+        off = diff > 1e-5 * scale
+        assert float(off.double().mean()) < 0.02, (repeats, float(off.double().mean()))
+        assert bool((diff <= 1.01 * one + 1e-5 * scale).all()), repeats
+        if name == "noise_free":
+            assert not off.any()  # no noise: the same codes

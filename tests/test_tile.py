@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import analogsim
-from analogsim.analog import physics
+from analogsim.analog import fused, physics
+from analogsim.analog import numerics as num
 from analogsim.analog.tile import AnalogTile
 from analogsim.clock import HOUR_S, YEAR_S
 from analogsim.config.profile import (
@@ -25,6 +26,18 @@ RN = {"q_coeff": 0.0088, "q_exp": 0.65, "q_max": 0.2, "g_rel_floor": 1e-3, "one_
 
 def profile(**sections) -> DeviceProfile:
     return DeviceProfile.model_validate({"name": "t", "source": "test", **sections})
+
+
+@pytest.fixture(params=["exact", "fused read"])
+def read_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The numerics setting of a read test: ``exact``, or ``fast`` with only the compiled read
+    (``fused.read_out``, its own noise draws) on, so the test holds for both reads."""
+    if request.param == "exact":
+        return "exact"
+    if not fused.compiled_ok("cpu"):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused_read": True})
+    return "fast"
 
 
 # ------------------------------------------------------------------------------ write path
@@ -118,13 +131,14 @@ def _ref_mvm(tile: AnalogTile, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("out_f", [600, 40])  # 2×2 tiles (scale per tile varies with j), 2×1
-def test_noise_free_mvm_matches_reference(out_f: int) -> None:
+def test_noise_free_mvm_matches_reference(out_f: int, read_path: str) -> None:
     p = profile(drift={"enabled": True, "compensation": True,
                        "nu_mean": {"intercept": 0.06, "max": 1.0}, "nu_std": {"intercept": 0.01}},
                 dac={"bits": 8, "scaling": "absmax"}, adc={"bits": 8, "output_bound": 12.0},
                 mapping={"tile_rows": 512, "tile_cols": 512})
     clock = analogsim.SimClock()
-    tile = AnalogTile(out_f, 700, p, clock, torch.Generator().manual_seed(0))
+    tile = AnalogTile(out_f, 700, p, clock, torch.Generator().manual_seed(0),
+                      numerics=read_path)
     w = torch.randn(out_f, 700, generator=torch.Generator().manual_seed(1))
     w[:, 350:] *= 3  # the two input tiles get different scales
     tile.program(w)
@@ -140,18 +154,18 @@ def test_noise_free_mvm_matches_reference(out_f: int) -> None:
     assert float(diff.max()) <= 1.01 * lsb
 
 
-def _two_tile_layer(p: DeviceProfile, gen: torch.Generator) -> tuple:
+def _two_tile_layer(p: DeviceProfile, gen: torch.Generator, numerics: str = "exact") -> tuple:
     clock = analogsim.SimClock()
     w = torch.randn(40, 700, generator=gen)
     w[:, 350:] *= 3  # tile 0 (inputs 0..349) and tile 1 have different weight scales
-    layer = analogsim.AnalogLinear(w, torch.zeros(40), p, clock, gen)
+    layer = analogsim.AnalogLinear(w, torch.zeros(40), p, clock, gen, numerics=numerics)
     return clock, w, layer
 
 
-def test_read_noise_variance_over_two_input_tiles() -> None:
+def test_read_noise_variance_over_two_input_tiles(read_path: str) -> None:
     p = profile(read_noise=RN, mapping={"tile_cols": 512})
     gen = torch.Generator().manual_seed(0)
-    clock, w, layer = _two_tile_layer(p, gen)
+    clock, w, layer = _two_tile_layer(p, gen, read_path)
     clock.advance(HOUR_S)
     k = 4000
     x = torch.rand(1, 700, generator=gen)
@@ -172,13 +186,13 @@ def test_read_noise_variance_over_two_input_tiles() -> None:
     assert float((ratio - 1).abs().max()) < 5 * sd + 0.005
 
 
-def test_output_noise_is_per_tile_with_its_scales() -> None:
+def test_output_noise_is_per_tile_with_its_scales(read_path: str) -> None:
     """σ_out is added to each tile's normalized output before its ADC: in weight units it is
     σ_out·scale_c·max|x_c|/bound per tile c, and the tiles add in variance."""
     p = profile(adc={"noise_std": 0.1}, mapping={"tile_cols": 512},
                 dac={"scaling": "absmax", "input_bound": 1.0})
     gen = torch.Generator().manual_seed(0)
-    _, w, layer = _two_tile_layer(p, gen)
+    _, w, layer = _two_tile_layer(p, gen, read_path)
     k = 4000
     x = torch.rand(1, 700, generator=gen)
     x[:, :350] *= 0.25
@@ -228,12 +242,20 @@ def test_int8_mean_product_matches_float32(in_f: int, cols: int) -> None:
     assert bool(((got - ref).abs() <= bound + 1e-5 * ref.abs()).all())
 
 
-def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
-    """``exact`` and ``fast`` read the same devices with the same noise draws; their outputs
-    differ only through the fast paths' rounding: int8 digits (≤ 1/64 516 of a column's
-    largest weight) and bf16 variances (σ off by ≤ 2⁻⁸), a flipped ADC code at most."""
+def test_numerics_settings_agree_within_their_bound_and_are_recorded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``exact`` and ``fast`` (with the paths measured here, the compiled read aside: it
+    draws its own noise, ``test_fused``) read the same devices with the same noise draws;
+    their outputs differ only through the fast paths' rounding: int8 digits (≤ 1/64 516 of a
+    column's largest weight) and bf16 variances (σ off by ≤ 2⁻⁸), a flipped ADC code at
+    most."""
     from analogsim.analog import numerics
 
+    rec = numerics.describe("fast")
+    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance",
+                                                    "fused", "fused_read"}
+    measured = numerics.fast_paths("cpu")
+    monkeypatch.setattr(numerics, "fast_paths", lambda d: {**measured, "fused_read": False})
     p = load_profile("pcm")
     outs = []
     state = None
@@ -257,11 +279,9 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded() -> None:
     xg = x[:8].clone().requires_grad_(True)  # the transposed read works in both settings
     layer(xg).sum().backward()
     assert xg.grad is not None and bool(torch.isfinite(xg.grad).all())
-    rec = numerics.describe("fast")
-    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance",
-                                                    "fused"}
     assert numerics.describe("exact") == {"numerics": "exact", "int8_mean": False,
-                                          "bf16_variance": False, "fused": False}
+                                          "bf16_variance": False, "fused": False,
+                                          "fused_read": False}
     with pytest.raises(ValueError, match="exact, fast"):
         analogsim.AnalogLinear(torch.ones(2, 2), None, p, seed=0, numerics="quick")
 

@@ -285,15 +285,113 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     t_prog.copy_(torch.where(changed, now, t_prog))
 
 
+# ------------------------------------------------------------------------------ reading
+@dataclass(frozen=True)
+class ReadStructure:
+    """What the fused read (``read_out``) specialises on."""
+
+    digits: bool  # the mean arrives as int8-digit sums (``numerics.int8_digits``), else float32
+    dev_noise: bool  # a device read variance per output (u² @ var)
+    out_noise: bool  # additive output noise before the ADC
+    adc: str  # "codes": round and saturate; "clip": saturate only; "none"
+    bias: bool
+    absmax: bool = True  # the DAC scales each input vector by its max |x|
+    dac: bool = True  # the DAC has bits (integer codes)
+
+
+def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
+              sq_dtype: torch.dtype | None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """``periphery.encode`` of inputs x (N, C·ci) cut into ``c_n`` crossbar row blocks, one
+    pass: codes u (C, N, ci) — int8 if ``int8`` (exact for codes of ≤ 8 bits), else float32 —,
+    u² in ``sq_dtype`` (None: not wanted) and the factor k (C, N, 1). c: ``read_consts``
+    (float32: output-noise variance, ADC top, a/input_bound, b/a, DAC top, input clip)."""
+    n = x.shape[0]
+    xv = x.reshape(n, c_n, -1).transpose(0, 1)
+    if s.absmax:
+        sc = xv.abs().amax(2, keepdim=True).clamp_min(1e-30) * c[2]
+        u = xv / sc
+        k = sc * c[3]
+    else:
+        u = xv / c[2]  # c[2] = a without absmax scaling
+        k = torch.zeros((1, 1, 1), dtype=x.dtype, device=x.device) + c[3]
+    if s.dac:
+        u = torch.clamp(torch.round(u), -c[4], c[4])
+    elif not s.absmax:
+        u = torch.clamp(u, -c[5], c[5])
+    sq = (u * u).to(sq_dtype) if sq_dtype is not None else None
+    return (u.to(torch.int8) if int8 else u), sq, k
+
+
+def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor | None,
+             k: Tensor, sg: Tensor, bias: Tensor | None, c: Tensor, repeats: int,
+             s: ReadStructure) -> Tensor:
+    """The rest of a crossbar read after its two products, one pass: noise, ADC, digital
+    rescale and the sum over input tiles, (repeats·N, out_p).
+
+    out[m, j] = bias[j] + Σ_c k[c, m]·sg[c, j]·ADC(μ[c, m, j] + σ[c, m, j]·z[c, m, j]), with
+    μ the mean product (float32 (C, N, out_p); or with ``s.digits`` the int32 digit sums
+    (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``unit``, unit (C, 1, out_p)),
+    σ² = ``var`` (u² @ var, (C, N, out_p), any float dtype) + c[0] (output noise variance),
+    z = ``normals.split_normals(key, (C, repeats·N, out_p))``; the ADC rounds and saturates
+    at ±c[1] codes (``"codes"``) or saturates at ±c[1] (``"clip"``). Read r of sample n is
+    row r·N + n; μ, σ² and k (C, N or 1, 1) repeat over reads. ``sg`` (C, 1, out_p): weight
+    scale times drift-compensation gain. Periphery arithmetic as ``periphery.read_noise``,
+    ``quantize_output`` and ``AnalogTile._digital_sum``, summed in another order.
+    """
+    f32 = torch.float32
+    if s.digits:
+        o = mean.shape[2] // 2
+        hi, lo = mean[..., :o].to(torch.int64), mean[..., o:].to(torch.int64)
+        mu = (hi * 254 + lo).to(f32) * unit
+    else:
+        mu = mean
+    f = k * sg
+    var2 = None
+    if s.dev_noise:
+        var2 = var.to(f32)  # type: ignore[union-attr]
+        if s.out_noise:
+            var2 = var2 + c[0]
+    if repeats > 1:
+        mu = mu.repeat(1, repeats, 1)
+        var2 = var2.repeat(1, repeats, 1) if var2 is not None else None
+        f = f.repeat(1, repeats, 1) if f.shape[1] > 1 else f
+    n_c, m, o = mu.shape
+    noisy = s.dev_noise or s.out_noise
+    if noisy:  # two halves of h rows (one padding row when m is odd): one pass, one hash
+        h = (m + 1) // 2
+        zc, zs = normals.counter_normals(key, (n_c, h, o), 2)  # type: ignore[arg-type]
+        pad = (0, 0, 0, 2 * h - m)
+        mu = torch.nn.functional.pad(mu, pad)
+        var2 = torch.nn.functional.pad(var2, pad) if var2 is not None else None
+        f = torch.nn.functional.pad(f, pad) if f.shape[1] > 1 else f
+        halves = ((slice(0, h), zc), (slice(h, 2 * h), zs))
+    else:
+        halves = ((slice(0, m), None),)
+    outs = []
+    for rows, z in halves:
+        y = mu[:, rows]
+        if z is not None:
+            sd = var2[:, rows].sqrt() if var2 is not None else c[0].sqrt()
+            y = y + sd * z
+        if s.adc == "codes":
+            y = torch.clamp(torch.round(y), -c[1], c[1])
+        elif s.adc == "clip":
+            y = torch.clamp(y, -c[1], c[1])
+        fr = f[:, rows] if f.shape[1] > 1 else f
+        outs.append((y * fr).sum(0))
+    out = torch.cat(outs, 0)[:m] if len(outs) > 1 else outs[0]
+    return out + bias if s.bias else out
+
+
 # ------------------------------------------------------------------------------ compiling
-def kernel(name: str, structure: Structure) -> Callable[..., Any]:
+def kernel(name: str, structure: Structure | ReadStructure) -> Callable[..., Any]:
     """``name``'s function compiled for tiles of ``structure`` at torch's current thread
     count (``_kernel``)."""
     return _kernel(name, structure, torch.get_num_threads())
 
 
 @functools.cache
-def _kernel(name: str, structure: Structure, threads: int) -> Callable[..., Any]:
+def _kernel(name: str, structure: Structure | ReadStructure, threads: int) -> Callable[..., Any]:
     """``name``'s function compiled by ``torch.compile`` (dynamic shapes) for tiles of
     ``structure`` (used only where ``compiled_ok`` for the tile's device).
 
@@ -304,7 +402,8 @@ def _kernel(name: str, structure: Structure, threads: int) -> Callable[..., Any]
     one); tests check the kernels at two threads and, in a fresh process, at one.
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
-          "pulse_into": pulse_into, "reference_sums": reference_sums}[name]
+          "pulse_into": pulse_into, "reference_sums": reference_sums,
+          "dac_codes": dac_codes, "read_out": read_out}[name]
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
     return torch.compile(copy, dynamic=True)
@@ -326,31 +425,76 @@ def compiled_ok(device_type: str = "cpu") -> bool:
 
 @functools.cache
 def pays() -> bool:
-    """Whether the compiled read model is faster than the step-by-step one on this CPU,
-    measured once per process on a million pcm-like devices (both halves of a pair)."""
+    """Whether compiled device math is faster than the step-by-step passes on this CPU: a
+    noisy write of a 1024-output × 512-input pcm crossbar pair (a million devices) and the
+    read model after it, raced side by side (``numerics.race``); taken at ≤ 0.8 of the time.
+    The write dominates: timing the read model alone put the two within 20 % on some CPUs
+    and flipped the choice between runs."""
     if not compiled_ok():
         return False
+    from analogsim.analog import state as st
+    from analogsim.analog.grid import TileGrid
+    from analogsim.analog.numerics import race
     from analogsim.config.profile import load_profile
 
     p = load_profile("pcm")
-    g = torch.Generator().manual_seed(0)
-    shape = (2, 1, 512, 1024)
-    g_prog = torch.rand(shape, generator=g)
-    nu = torch.rand(shape, generator=g).mul_(0.1)
-    q2 = torch.rand(shape, generator=g).mul_(0.01)
-    t_prog = torch.rand(shape, generator=g, dtype=torch.float64)
-    now = torch.tensor(2.0, dtype=torch.float64)
-    fz = Fusion.of(p, 1.0, False, torch.device("cpu"))
-
-    def step_by_step() -> None:  # the tile's unfused passes, the same arithmetic
-        dt = (now - t_prog).clamp_min_(0).float()
-        gt = torch.exp(torch.log1p(dt / 20.0).mul_(nu).neg_()).mul_(g_prog)
-        w = (gt[0] - gt[1]).mul_(3.0)
-        v = gt.square().mul_(q2).mul_(dt.add(20.0).div_(5e-7).log_()).sum(0).mul_(9.0)
-        del w, v
-
+    cpu = torch.device("cpu")
+    gen = torch.Generator().manual_seed(0)
+    grid = TileGrid.for_matrix(1024, 512, 512, 512)
+    dev = {k: st.DeviceState(grid, p, gen, cpu) for k in ("fused", "steps")}
+    w = torch.rand(grid.shape, generator=gen).mul_(2).sub_(1)
+    ones = torch.ones(grid.n_col, 1, grid.out_padded)
+    now = torch.tensor(100.0, dtype=torch.float64)
+    fz = Fusion.of(p, 1.0, False, cpu)
     k = kernel("read_fields", fz.structure)
-    from analogsim.analog.numerics import best_ms
 
-    return best_ms(lambda: k(g_prog, nu, q2, t_prog, now, fz.c, fz.structure, True)) \
-        < 0.8 * best_ms(step_by_step)
+    def compiled() -> None:
+        s = dev["fused"]
+        st.program_fused(s, w, ones, now, gen, True, False, fz)
+        k(s.g_prog, s.nu, s.q2, s.t_prog, now + 1.0, fz.c, fz.structure, True)
+
+    def steps() -> None:  # the tile's unfused write and read model
+        s = dev["steps"]
+        st.program(s, st.targets(w, p), 100.0,  p,
+                   lambda shape: torch.randn(shape, generator=gen), True, None)
+        g, dt = st.conductances(s, 101.0, p)
+        w_n = s.weight_n(g, True).mul_(3.0)
+        v = g.square().mul_(s.q2).mul_(
+            physics.one_over_f_sq(p.read_noise, dt, p.drift.t0_s)).sum(0).mul_(9.0)
+        del w_n, v
+
+    t = race({"compiled": compiled, "steps": steps})
+    return t["compiled"] <= 0.8 * t["steps"]
+
+
+@functools.cache
+def read_pays() -> bool:
+    """Whether the compiled rest of a read (``read_out``) is faster than its step-by-step
+    periphery on this CPU: noise, ADC and digital sum of a batch-1000 read of two 512 × 1024
+    crossbars, raced side by side; taken at ≤ 0.8 of the time."""
+    if not compiled_ok():
+        return False
+    from analogsim.analog import periphery
+    from analogsim.analog.numerics import race
+
+    gen = torch.Generator().manual_seed(0)
+    c_n, n, o = 2, 1000, 1024
+    mean = torch.randn(c_n, n, o, generator=gen).mul_(50)
+    var = torch.rand(c_n, n, o, generator=gen)
+    k = torch.rand(c_n, n, 1, generator=gen)
+    sg = torch.rand(c_n, 1, o, generator=gen)
+    bias = torch.zeros(o)
+    c = torch.tensor([0.04, 255.0])
+    rs = ReadStructure(False, True, True, "codes", True)
+    kern = kernel("read_out", rs)
+
+    def compiled() -> None:
+        kern(normals.write_key(gen), mean, None, var, k, sg, bias, c, 1, rs)
+
+    def steps() -> None:  # read_noise's normals and σ, the ADC, the weighted sum
+        z = torch.randn((c_n, n, o), generator=gen)
+        y = z.mul_(var.add(0.04).sqrt_()).add_(mean).round_().clamp_(-255, 255).mul_(sg)
+        periphery.weighted_sum(y, k, bias, torch.empty(n, o))
+
+    t = race({"compiled": compiled, "steps": steps})
+    return t["compiled"] <= 0.8 * t["steps"]

@@ -3,7 +3,8 @@
 - ``"exact"`` (default): float32 mean product and float32 read-noise variance everywhere. The
   same seed gives the same trajectory on every host up to float32 summation order.
 - ``"fast"``: the fast paths that measure faster on this host, chosen once per process by
-  timing them side by side (``fast_paths``), never from CPU flags alone:
+  racing them against their reference in interleaved rounds (``fast_paths``), never from
+  CPU flags alone:
   * int8 mean product: the DAC's integer codes times two int8 digits of the weights,
     w ≈ s·(q₁ + q₂/254) per crossbar column (``int8_digits``), int8 × int8 → int32
     ``torch._int_mm``: exact sums, weights to 1/64 516 of their column's largest;
@@ -11,7 +12,11 @@
     8 significant bits, σ of an output off by well under 1 %;
   * compiled device math (``fused``): the read model, the write and the reference read as
     single compiled passes; the write's normals come from a counter-based hash inside the
-    pass (``normals.counter_normals``), other draws of the same law than the exact write's.
+    pass (``normals.counter_normals``), other draws of the same law than the exact write's;
+  * compiled read (``fused_read``): a forward read's DAC before its two matmuls and its
+    noise, ADC, rescale and sum over input tiles after them as two compiled passes
+    (``fused.dac_codes``, ``fused.read_out``), the noise from a per-read key
+    (``normals.split_normals``).
   The choice is part of what a run records (``describe``), so it can be replayed.
 """
 
@@ -32,6 +37,11 @@ NUMERICS: tuple[str, ...] = ("exact", "fast")
 DIGIT = 254
 
 
+#: No fast path (``numerics: "exact"``, or a device without any).
+NONE: dict[str, bool] = {"int8_mean": False, "bf16_variance": False, "fused": False,
+                         "fused_read": False}
+
+
 def check(numerics: str) -> Numerics:
     """``numerics`` if it names a setting; ValueError naming the allowed ones otherwise."""
     if numerics not in NUMERICS:
@@ -49,50 +59,55 @@ def cpu_int_mm() -> bool:
         return False
 
 
-def best_ms(fn: Callable[[], object], repeats: int = 5) -> float:
-    """The fastest of ``repeats`` timed calls of ``fn`` after a warm-up call, ms."""
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
+def race(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, float]:
+    """The best time (ms) of each of ``fns`` over ``rounds`` interleaved rounds, after one
+    warm-up call each: a change in the host's load during the race hits every candidate alike
+    (timing each candidate in its own block let a busy moment decide the choice)."""
+    for fn in fns.values():
         fn()
-        best = min(best, time.perf_counter() - t)
-    return best * 1e3
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {k: v * 1e3 for k, v in best.items()}
 
 
 @functools.cache
 def fast_paths(device_type: str) -> dict[str, bool]:
-    """Which fast paths pay on this host's ``device_type``, measured once per process:
-    ``int8_mean`` and ``bf16_variance`` against float32 on a (256 × 512) @ (512 × 512)
-    product, ``fused`` (compiled device math, ``analogsim.analog.fused``) against the
-    step-by-step passes on a million devices."""
+    """Which fast paths pay on this host's ``device_type``, measured once per process in
+    interleaved races (``race``): ``int8_mean`` and ``bf16_variance`` against the float32
+    product of a batch-1000 read of a 512 × 512 crossbar, each taken at ≤ 0.9 of its time;
+    ``fused`` (compiled device math, ``fused.pays``) and ``fused_read`` (the compiled rest of
+    a read, ``fused.read_pays``) against their step-by-step passes, taken at ≤ 0.8."""
     from analogsim.analog import fused
 
     if device_type == "cuda":
-        return {"int8_mean": False, "bf16_variance": True,
-                "fused": fused.compiled_ok("cuda")}
+        ok = fused.compiled_ok("cuda")
+        return {"int8_mean": False, "bf16_variance": True, "fused": ok, "fused_read": ok}
     if device_type != "cpu":
-        return {"int8_mean": False, "bf16_variance": False, "fused": False}
+        return dict(NONE)
     g = torch.Generator().manual_seed(0)
-    u = torch.randint(-127, 128, (256, 512), generator=g).float()
+    u = torch.randint(-127, 128, (1000, 512), generator=g).float()
     w = torch.randn(512, 512, generator=g)
-    f32 = best_ms(lambda: u @ w)
-    bf = best_ms(lambda: u.bfloat16() @ w.bfloat16())
-    out = {"int8_mean": False, "bf16_variance": bf < 0.9 * f32, "fused": fused.pays()}
+    cands: dict[str, Callable[[], object]] = {
+        "f32": lambda: u @ w, "bf16": lambda: u.bfloat16() @ w.bfloat16()}
     if cpu_int_mm():
         u8 = u.to(torch.int8)
-        w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
         # the int8 product computes both digits: twice the columns of the float32 one
-        out["int8_mean"] = best_ms(lambda: torch._int_mm(u8, w8)) < 0.9 * f32
-    return out
+        w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
+        cands["int8"] = lambda: torch._int_mm(u8, w8)
+    t = race(cands)
+    return {"int8_mean": "int8" in t and t["int8"] < 0.9 * t["f32"],
+            "bf16_variance": t["bf16"] < 0.9 * t["f32"],
+            "fused": fused.pays(), "fused_read": fused.read_pays()}
 
 
 def describe(numerics: Numerics, device: torch.device | str = "cpu") -> dict[str, object]:
     """What a run records: the setting and, for ``"fast"``, the paths taken on ``device``."""
     dev = torch.device(device)
-    paths = fast_paths(dev.type) if numerics == "fast" else {"int8_mean": False,
-                                                              "bf16_variance": False,
-                                                              "fused": False}
+    paths = fast_paths(dev.type) if numerics == "fast" else NONE
     return {"numerics": numerics, **paths}
 
 

@@ -52,6 +52,20 @@ class ReadModel:
     cache: dict[str, Tensor] = field(default_factory=dict)  # transposed blocks, mean weights
 
 
+def read_consts(profile: DeviceProfile, cv: periphery.Converters, device: torch.device
+                ) -> Tensor:
+    """The periphery constants of the fused read (``fused.dac_codes``, ``fused.read_out``),
+    float32: output-noise variance (ADC codes²), ADC top (codes; or the saturation in codes
+    without bits), the DAC's scale per max |x| (a/input_bound; a without absmax), k per
+    scale (b/a; b without absmax), DAC top, input clip (input_bound/a)."""
+    top = cv.adc_top if cv.adc_top is not None else (
+        cv.output_bound / cv.b if cv.output_bound is not None else 0.0)
+    vals = [(profile.adc.noise_std / cv.b) ** 2, top,
+            cv.a / cv.input_bound if cv.absmax else cv.a, cv.b / cv.a if cv.absmax else cv.b,
+            cv.dac_top or 0.0, cv.input_bound / cv.a]
+    return torch.tensor(vals, dtype=torch.float32, device=device)
+
+
 def fresh_seed() -> int:
     """A seed from the operating system's entropy (for chips drawn without a given seed)."""
     return int.from_bytes(os.urandom(8), "little") >> 2
@@ -97,6 +111,7 @@ class AnalogTile(nn.Module):
         self._gen2: torch.Generator | None = None  # second-half normals (``normals.randn``)
         self._numerics = num.check(numerics)
         self._now: Tensor | None = None  # device time for the compiled kernels
+        self._read_consts: Tensor | None = None  # (output-noise variance, ADC top), float32
         self._fusion = fused.Fusion.of(profile, self.conv.a / self.conv.b, self.state.has_faults,
                                        self.device)
 
@@ -114,7 +129,7 @@ class AnalogTile(nn.Module):
     def _paths(self) -> dict[str, bool]:
         """The fast paths in effect: int8 mean only with integer DAC codes of ≤ 8 bits."""
         if self._numerics == "exact":
-            return {"int8_mean": False, "bf16_variance": False, "fused": False}
+            return dict(num.NONE)
         paths = dict(num.fast_paths(self.device.type))
         dac_bits = self.profile.dac.bits
         paths["int8_mean"] = paths["int8_mean"] and dac_bits is not None and dac_bits <= 8
@@ -344,6 +359,8 @@ class AnalogTile(nn.Module):
         m = self.read_model()
         xp = x if gr.in_padded == gr.in_features else torch.nn.functional.pad(
             x, (0, gr.in_padded - gr.in_features))
+        if self._paths()["fused_read"]:
+            return self._mvm_fused(xp, m, bias, repeats)[:, : gr.out_features]
         u, k = periphery.encode(xp.reshape(n, c_n, gr.ci).transpose(0, 1), self.conv)
         noise = periphery.read_noise(u, m.var, m.out_var, gr.out_padded, self._normals, repeats)
         if repeats == 1:
@@ -356,6 +373,40 @@ class AnalogTile(nn.Module):
                 k = k.repeat(1, repeats, 1)
         periphery.quantize_output(y, self.conv)
         return self._digital_sum(y, k, bias, m.gain)[:, : gr.out_features]
+
+    def _mvm_fused(self, xp: Tensor, m: ReadModel, bias: Tensor | None, repeats: int
+                   ) -> Tensor:
+        """``mvm`` of padded inputs ``xp`` (N, in_p) as two compiled passes around the two
+        products: the DAC (``fused.dac_codes``), the mean product u @ w and the variance
+        product u² @ var as matmuls, then noise, ADC, rescale and the sum over input tiles per
+        output (``fused.read_out``) without storing the noisy codes; the noise from a key
+        drawn from the tile's generator (``normals.split_normals``). (repeats·N, out_p)."""
+        gr, cv = self.grid, self.conv
+        c_n = gr.n_col
+        if self._read_consts is None:
+            self._read_consts = read_consts(self.profile, cv, self.device)
+        rs = fused.ReadStructure(
+            m.wq is not None, m.var is not None, m.out_var is not None,
+            "codes" if cv.adc_top is not None else "clip" if cv.output_bound is not None
+            else "none", bias is not None, cv.absmax, cv.dac_top is not None)
+        cst = self._read_consts
+        u, u2, k = fused.kernel("dac_codes", rs)(
+            xp, c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
+        if m.wq is not None:  # both digits' integer sums, combined in the pass
+            mean = torch.empty(c_n, xp.shape[0], m.wq.shape[2], dtype=torch.int32,
+                               device=xp.device)
+            for c in range(c_n):
+                torch._int_mm(u[c], m.wq[c], out=mean[c])
+            unit = m.ws / num.DIGIT  # type: ignore[operator]
+        else:
+            mean, unit = torch.bmm(u, m.w), None
+        var = torch.bmm(u2, m.var) if m.var is not None and u2 is not None else None
+        if bias is not None and gr.out_padded != gr.out_features:
+            bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
+        sg = self.state.scale if m.gain is None else self.state.scale * m.gain
+        key = normals.write_key(self.generator) if rs.dev_noise or rs.out_noise else None
+        return fused.kernel("read_out", rs)(key, mean, unit, var, k, sg, bias, cst, repeats,
+                                            rs)
 
     def _digital_sum(self, y: Tensor, k: Tensor | float, bias: Tensor | None,
                      gain: Tensor | None) -> Tensor:
