@@ -352,3 +352,38 @@ def test_fused_read_is_the_step_by_step_read(name: str, int8: bool, compiled: bo
         assert bool((diff <= 1.01 * one + 1e-5 * scale).all()), repeats
         if name == "noise_free":
             assert not off.any()  # no noise: the same codes
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None:
+    """The compiled read model's extras: ``fused.int8_digits`` is ``numerics.int8_digits`` bit
+    for bit (the same divisions and roundings; odd shapes for the loop tails), and
+    ``read_fields`` rounds var to bfloat16 in the pass: the float32 var rounded, to one
+    bfloat16 ulp (2⁻⁷ relative) where the compiled float32 value sits at a rounding edge."""
+    if compiled and not fused.compiled_ok("cpu"):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    s = fused.Structure.of(load_profile("pcm"), False)
+
+    def k(name: str) -> object:
+        return fused.kernel(name, s) if compiled else getattr(fused, name)
+
+    g = torch.Generator().manual_seed(12)
+    for shape in ((2, 392, 1024), (3, 7, 13)):
+        w = torch.randn(shape, generator=g)
+        w[0, :, 0] = 0.0  # an all-zero column: the scale's floor
+        got, want = k("int8_digits")(w), num.int8_digits(w)  # type: ignore[operator]
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), shape
+    fz = fused.Fusion.of(load_profile("pcm"), 3.0, False, torch.device("cpu"))
+    dev = (2, 2, 61, 67)
+    args = (torch.rand(dev, generator=g), torch.rand(dev, generator=g) * 0.1,
+            torch.rand(dev, generator=g) * 0.01, torch.rand(dev, generator=g,
+                                                              dtype=torch.float64),
+            torch.tensor(5.0, dtype=torch.float64), fz.c, fz.structure, True)
+    rf = k("read_fields")
+    w32, v32 = rf(*args)  # type: ignore[operator]
+    w16, v16 = rf(*args, torch.bfloat16)  # type: ignore[operator]
+    assert v16.dtype == torch.bfloat16 and torch.equal(w16, w32)
+    if compiled:
+        assert bool(((v16.double() - v32.double()).abs() <= 2.0**-7 * v32.double()).all())
+    else:
+        assert torch.equal(v16, v32.to(torch.bfloat16))

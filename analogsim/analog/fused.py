@@ -124,9 +124,11 @@ def drifted(g_prog: Tensor, nu: Tensor, t_prog: Tensor, now: Tensor, c: Tensor, 
 
 
 def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
-                c: Tensor, s: Structure, want_var: bool) -> tuple[Tensor, Tensor | None]:
+                c: Tensor, s: Structure, want_var: bool,
+                var_dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
     """Mean weights w (C, ci, out_p) in converter units and read variances var (C, ci, out_p)
-    in converter units² at device time ``now`` (0-d float64 tensor, s).
+    in converter units² (rounded to ``var_dtype`` in the pass) at device time ``now`` (0-d
+    float64 tensor, s).
 
     G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog); var = (a/b)²·pair·
     (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
@@ -151,7 +153,17 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
         v = torch.zeros_like(w)
     if s.abs_noise:
         v = v + c[_I["abs_var"]].to(f32)
-    return w, v * c[_I["var_scale"]].to(f32)
+    return w, (v * c[_I["var_scale"]].to(f32)).to(var_dtype)
+
+
+def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
+    """``numerics.int8_digits`` of (C, ci, out_p) weights in one pass: the same arithmetic
+    (column scale s = max|w|/127, q₁ = round(w/s), q₂ = round((w/s − q₁)·254)), digits side by
+    side (C, ci, 2·out_p) int8, and s (C, 1, out_p)."""
+    sc = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-30) / 127
+    t = w / sc
+    q1 = torch.round(t)
+    return torch.cat((q1, torch.round((t - q1) * 254)), dim=2).to(torch.int8), sc
 
 
 def reference_sums(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
@@ -403,7 +415,7 @@ def _kernel(name: str, structure: Structure | ReadStructure, threads: int) -> Ca
     """
     fn = {"read_fields": read_fields, "program_into": program_into,
           "pulse_into": pulse_into, "reference_sums": reference_sums,
-          "dac_codes": dac_codes, "read_out": read_out}[name]
+          "dac_codes": dac_codes, "read_out": read_out, "int8_digits": int8_digits}[name]
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
     return torch.compile(copy, dynamic=True)

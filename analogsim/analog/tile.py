@@ -241,9 +241,8 @@ class AnalogTile(nn.Module):
             now = self._now_tensor(now_s)
             fz = self._fusion
             kern = fused.kernel("read_fields", fz.structure)
-            w, var = kern(s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise)
-            if var is not None and paths["bf16_variance"]:
-                var = var.to(torch.bfloat16)
+            w, var = kern(s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise,
+                          torch.bfloat16 if paths["bf16_variance"] else torch.float32)
             return self._finish_read_model(w, var, paths, gain, digits)
         g, dt = st.conductances(s, now_s, p)
         unit = cv.a / cv.b  # normalized weight → ADC codes per DAC code
@@ -275,7 +274,8 @@ class AnalogTile(nn.Module):
                                  dtype=var.dtype if var is not None else torch.float32)
         m = ReadModel(w, var, out_var, None)
         if paths["int8_mean"] and digits:
-            m.wq, m.ws = num.int8_digits(w)
+            m.wq, m.ws = (fused.kernel("int8_digits", self._fusion.structure)(w)
+                          if paths["fused"] else num.int8_digits(w))
         if gain:
             now = self._readout(m)
             m.gain = self.grid.expand(self.comp_ref / now.clamp_min(1e-4))
