@@ -454,6 +454,7 @@ def pays() -> bool:
     gen = torch.Generator().manual_seed(0)
     grid = TileGrid.for_matrix(1024, 512, 512, 512)
     dev = {k: st.DeviceState(grid, p, gen, cpu) for k in ("fused", "steps")}
+    gen2 = normals.second_generator(gen)  # the tile's two-halves draw (``normals.randn``)
     w = torch.rand(grid.shape, generator=gen).mul_(2).sub_(1)
     ones = torch.ones(grid.n_col, 1, grid.out_padded)
     now = torch.tensor(100.0, dtype=torch.float64)
@@ -467,8 +468,8 @@ def pays() -> bool:
 
     def steps() -> None:  # the tile's unfused write and read model
         s = dev["steps"]
-        st.program(s, st.targets(w, p), 100.0,  p,
-                   lambda shape: torch.randn(shape, generator=gen), True, None)
+        st.program(s, st.targets(w, p), 100.0, p,
+                   lambda shape: normals.randn(shape, gen, gen2), True, None)
         g, dt = st.conductances(s, 101.0, p)
         w_n = s.weight_n(g, True).mul_(3.0)
         v = g.square().mul_(s.q2).mul_(
@@ -503,8 +504,10 @@ def read_pays() -> bool:
     def compiled() -> None:
         kern(normals.write_key(gen), mean, None, var, k, sg, bias, c, 1, rs)
 
+    gen2 = normals.second_generator(gen)
+
     def steps() -> None:  # read_noise's normals and σ, the ADC, the weighted sum
-        z = torch.randn((c_n, n, o), generator=gen)
+        z = normals.randn((c_n, n, o), gen, gen2)  # the tile's two-halves draw
         y = z.mul_(var.add(0.04).sqrt_()).add_(mean).round_().clamp_(-255, 255).mul_(sg)
         periphery.weighted_sum(y, k, bias, torch.empty(n, o))
 

@@ -32,6 +32,9 @@ from torch import Tensor
 #: Low 32 bits.
 _M32 = 0xFFFFFFFF
 
+#: ``counter_normals`` draws fewer elements than this (its counters 2i + 1 are 32-bit words).
+COUNTER_LIMIT = 2**31
+
 #: Draws of at least this many numbers are split into two halves (CPU only).
 SPLIT_MIN = 1 << 16
 
@@ -132,7 +135,7 @@ def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int
     64 random bits, so two writes share word 1 with probability 2⁻³²."""
     n = math.prod(shape)
     # a constant message: a closure over ``n`` would break a compiled graph in two
-    torch._check(n < 2**31, lambda: "counter_normals: at most 2**31 - 1 elements")
+    torch._check(n < COUNTER_LIMIT, lambda: "counter_normals: at most 2**31 - 1 elements")
     i2 = (torch.arange(n, dtype=torch.int32, device=key.device) * 2).view(shape)  # wraps
     k0, k1 = _as_int32(key[0]), _as_int32(key[1])
     a = _pcg(_pcg(i2 ^ k0) ^ k1)

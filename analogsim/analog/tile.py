@@ -111,7 +111,7 @@ class AnalogTile(nn.Module):
         self._gen2: torch.Generator | None = None  # second-half normals (``normals.randn``)
         self._numerics = num.check(numerics)
         self._now: Tensor | None = None  # device time for the compiled kernels
-        self._read_consts: Tensor | None = None  # (output-noise variance, ADC top), float32
+        self._read_consts: Tensor | None = None  # the fused read's constants (``read_consts``)
         self._fusion = fused.Fusion.of(profile, self.conv.a / self.conv.b, self.state.has_faults,
                                        self.device)
 
@@ -359,7 +359,9 @@ class AnalogTile(nn.Module):
         m = self.read_model()
         xp = x if gr.in_padded == gr.in_features else torch.nn.functional.pad(
             x, (0, gr.in_padded - gr.in_features))
-        if self._paths()["fused_read"]:
+        # the fused read's counters: C·⌈repeats·N/2⌉·out_p below normals.COUNTER_LIMIT
+        if self._paths()["fused_read"] and (
+                c_n * ((repeats * n + 1) // 2) * gr.out_padded < normals.COUNTER_LIMIT):
             return self._mvm_fused(xp, m, bias, repeats)[:, : gr.out_features]
         u, k = periphery.encode(xp.reshape(n, c_n, gr.ci).transpose(0, 1), self.conv)
         noise = periphery.read_noise(u, m.var, m.out_var, gr.out_padded, self._normals, repeats)
@@ -380,7 +382,8 @@ class AnalogTile(nn.Module):
         products: the DAC (``fused.dac_codes``), the mean product u @ w and the variance
         product u² @ var as matmuls, then noise, ADC, rescale and the sum over input tiles per
         output (``fused.read_out``) without storing the noisy codes; the noise from a key
-        drawn from the tile's generator (``normals.split_normals``). (repeats·N, out_p)."""
+        drawn from the tile's generator (``normals.split_normals``). (repeats·N, out_p),
+        float32 whatever the input's dtype (as ``periphery.encode``'s codes)."""
         gr, cv = self.grid, self.conv
         c_n = gr.n_col
         if self._read_consts is None:
@@ -391,7 +394,7 @@ class AnalogTile(nn.Module):
             else "none", bias is not None, cv.absmax, cv.dac_top is not None)
         cst = self._read_consts
         u, u2, k = fused.kernel("dac_codes", rs)(
-            xp, c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
+            xp.float(), c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
         if m.wq is not None:  # both digits' integer sums, combined in the pass
             mean = torch.empty(c_n, xp.shape[0], m.wq.shape[2], dtype=torch.int32,
                                device=xp.device)
