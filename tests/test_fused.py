@@ -264,8 +264,8 @@ def test_compiled_kernels_hold_on_one_thread() -> None:
     out = run_on_one_thread(__file__, "step_by_step and pcm and compiled")
     assert out.returncode == 0, out.tail
     # the device math on pcm, and the fused read on pcm in float32 and (where torch has an
-    # exact CPU int8 product) on int8 digits
-    want = 2 + int(num.cpu_int_mm())
+    # exact CPU int8 product) on int8 digits with a float32 and a bf16 variance
+    want = 2 + 2 * int(num.cpu_int_mm())
     assert out.counts.get("passed") == want and "failed" not in out.counts, out.tail
 
 
@@ -300,21 +300,22 @@ def _keyed_normals(tile: AnalogTile) -> None:
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
-@pytest.mark.parametrize("int8", [False, True], ids=["f32", "int8"])
+@pytest.mark.parametrize("products", ["f32", "int8", "int8_bf16"])
 @pytest.mark.parametrize("name", ["pcm", "plain_dac_clip", "output_noise_only", "column_scales",
                                   "noise_free"])
-def test_fused_read_is_the_step_by_step_read(name: str, int8: bool, compiled: bool,
+def test_fused_read_is_the_step_by_step_read(name: str, products: str, compiled: bool,
                                              monkeypatch: pytest.MonkeyPatch,
                                              device: torch.device) -> None:
     """``fused.dac_codes`` + the products + ``fused.read_out`` compute the step-by-step read
     (``periphery.encode``, ``read_noise``, the mean product, ``quantize_output``,
     ``_digital_sum``) when both draw the same normals: one and a half crossbars of inputs, an
     odd batch read once and twice (``repeats``), with the mean product in float32 or on int8
-    digits in both. Outputs sum the same codes in another order,
+    digits, and the variance product in float32 or bfloat16, the same in both. Outputs sum the same codes in another order,
     so they agree to 1e-5 of Σ_c |k_c·sg_c·code_c| + |bias|, except where a pre-ADC value's
     rounding moved it across a code's edge:
     there by at most one code per crossbar, Σ_c |k_c·sg_c|, in < 2 % of the outputs. On CUDA
     too when one is present (Triton; the int8 product is a CPU path)."""
+    int8, bf16 = products.startswith("int8"), products.endswith("bf16")
     if int8 and (device.type != "cpu" or not num.cpu_int_mm()):
         pytest.skip("the int8 product is a CPU path (and needs torch's exact CPU int8 matmul)")
     if compiled and not fused.compiled_ok(device.type):
@@ -325,6 +326,7 @@ def test_fused_read_is_the_step_by_step_read(name: str, int8: bool, compiled: bo
     if int8 and p.dac.bits is None:
         pytest.skip("the int8 product needs integer DAC codes")
     monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "int8_mean": int8,
+                                                      "bf16_variance": bf16,
                                                       "fused_read": True})
     clock = analogsim.SimClock()
     g = torch.Generator().manual_seed(5)
@@ -333,7 +335,8 @@ def test_fused_read_is_the_step_by_step_read(name: str, int8: bool, compiled: bo
     tiles = [AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
                         numerics="fast") for _ in range(2)]
     # the reference: the same products (int8 digits or float32), the step-by-step periphery
-    tiles[0]._paths = lambda: {**num.NONE, "int8_mean": int8}  # type: ignore[method-assign]
+    tiles[0]._paths = lambda: {  # type: ignore[method-assign]
+        **num.NONE, "int8_mean": int8, "bf16_variance": bf16}
     for t in tiles:
         _keyed_normals(t)
         t.program(w)

@@ -343,7 +343,8 @@ def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor 
     out[m, j] = bias[j] + Σ_c k[c, m]·sg[c, j]·ADC(μ[c, m, j] + σ[c, m, j]·z[c, m, j]), with
     μ the mean product (float32 (C, N, out_p); or with ``s.digits`` the int32 digit sums
     (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``unit``, unit (C, 1, out_p)),
-    σ² = ``var`` (u² @ var, (C, N, out_p), any float dtype) + c[0] (output noise variance),
+    σ² = ``var`` (C, N, out_p), any float dtype: u² @ var + σ_out², computed as the
+    step-by-step read's ``baddbmm`` computes it; or c[0] = σ_out² without device noise,
     z = ``normals.split_normals(key, (C, repeats·N, out_p))``; the ADC rounds and saturates
     at ±c[1] codes (``"codes"``) or saturates at ±c[1] (``"clip"``). Read r of sample n is
     row r·N + n; μ, σ² and k (C, N or 1, 1) repeat over reads. ``sg`` (C, 1, out_p): weight
@@ -358,11 +359,7 @@ def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor 
     else:
         mu = mean
     f = k * sg
-    var2 = None
-    if s.dev_noise:
-        var2 = var.to(f32)  # type: ignore[union-attr]
-        if s.out_noise:
-            var2 = var2 + c[0]
+    var2 = var.to(f32) if s.dev_noise else None  # type: ignore[union-attr]
     if repeats > 1:
         mu = mu.repeat(1, repeats, 1)
         var2 = var2.repeat(1, repeats, 1) if var2 is not None else None

@@ -403,7 +403,10 @@ class AnalogTile(nn.Module):
             unit = m.ws / num.DIGIT  # type: ignore[operator]
         else:
             mean, unit = torch.bmm(u, m.w), None
-        var = torch.bmm(u2, m.var) if m.var is not None and u2 is not None else None
+        var = None  # σ² with the output noise, rounded as periphery.read_noise rounds it
+        if m.var is not None and u2 is not None:
+            var = torch.bmm(u2, m.var) if m.out_var is None else torch.baddbmm(m.out_var, u2,
+                                                                                m.var)
         if bias is not None and gr.out_padded != gr.out_features:
             bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
         sg = self.state.scale if m.gain is None else self.state.scale * m.gain
