@@ -55,7 +55,7 @@ def _tiles(name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch,
     device."""
     p = _profile(name)
     if not compiled:
-        monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
+        monkeypatch.setattr(fused, "kernel", lambda n, s: fused.FUNCTIONS[n])
     monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": True})
     clock = analogsim.SimClock()
     ref = AnalogTile(OUT, IN, p, clock, torch.Generator(device).manual_seed(4), device,
@@ -198,7 +198,7 @@ def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
 
     def kernel(name: str, structure: fused.Structure) -> object:
         calls.append(name)
-        return getattr(fused, name)
+        return fused.FUNCTIONS[name]
 
     monkeypatch.setattr(fused, "kernel", kernel)
     monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": on,
@@ -321,7 +321,7 @@ def test_fused_read_is_the_step_by_step_read(name: str, products: str, compiled:
     if compiled and not fused.compiled_ok(device.type):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
     if not compiled:
-        monkeypatch.setattr(fused, "kernel", lambda n, s: getattr(fused, n))
+        monkeypatch.setattr(fused, "kernel", lambda n, s: fused.FUNCTIONS[n])
     p = _read_profile(name)
     if int8 and p.dac.bits is None:
         pytest.skip("the int8 product needs integer DAC codes")
@@ -366,8 +366,9 @@ def test_fused_read_is_the_step_by_step_read(name: str, products: str, compiled:
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
 def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None:
-    """The compiled read model's extras: ``fused.int8_digits`` is ``numerics.int8_digits`` bit
-    for bit (the same divisions and roundings; odd shapes for the loop tails), and
+    """The compiled read model's extras: ``fused.int8_digits`` (the compiler's form) is
+    ``numerics.int8_digits`` (the eager one) bit for bit, plain and compiled (the same
+    divisions and roundings; odd shapes for the loop tails), and
     ``read_fields`` rounds var to bfloat16 in the pass: the float32 var rounded, to one
     bfloat16 ulp (2⁻⁷ relative) where the compiled float32 value sits at a rounding edge."""
     if compiled and not fused.compiled_ok("cpu"):
@@ -375,7 +376,7 @@ def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None
     s = fused.Structure.of(load_profile("pcm"), False)
 
     def k(name: str) -> object:
-        return fused.kernel(name, s) if compiled else getattr(fused, name)
+        return fused.kernel(name, s) if compiled else fused.FUNCTIONS[name]
 
     g = torch.Generator().manual_seed(12)
     for shape in ((2, 392, 1024), (3, 7, 13)):
@@ -409,7 +410,7 @@ def test_fused_read_takes_any_float_input_and_falls_back_past_its_counters(
 
     def kernel(name: str, structure: object) -> object:
         calls.append(name)
-        return getattr(fused, name)
+        return fused.FUNCTIONS[name]
 
     monkeypatch.setattr(fused, "kernel", kernel)
     monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused_read": True})

@@ -157,9 +157,12 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
 
 
 def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
-    """``numerics.int8_digits`` of (C, ci, out_p) weights in one pass: the same arithmetic
-    (column scale s = max|w|/127, q₁ = round(w/s), q₂ = round((w/s − q₁)·254)), digits side by
-    side (C, ci, 2·out_p) int8, and s (C, 1, out_p)."""
+    """``numerics.int8_digits`` of (C, ci, out_p) weights written for the compiler: the same
+    arithmetic (column scale s = max|w|/127, q₁ = round(w/s), q₂ = round((w/s − q₁)·254)),
+    digits side by side (C, ci, 2·out_p) int8, and s (C, 1, out_p). Two forms because each
+    is the fast one where it runs: compiled, this one takes 0.77 ms per 2 × 512 × 1024 weights
+    and the in-place one 7.3 ms; eager, the in-place one 1.05 ms and this one 1.9 ms. Tested
+    to give the same digits bit for bit."""
     sc = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-30) / 127
     t = w / sc
     q1 = torch.round(t)
@@ -393,6 +396,13 @@ def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor 
 
 
 # ------------------------------------------------------------------------------ compiling
+#: The plain functions that ``kernel`` compiles, by name.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "read_fields": read_fields, "program_into": program_into, "pulse_into": pulse_into,
+    "reference_sums": reference_sums, "dac_codes": dac_codes, "read_out": read_out,
+    "int8_digits": int8_digits}
+
+
 def kernel(name: str, structure: Structure | ReadStructure) -> Callable[..., Any]:
     """``name``'s function compiled for tiles of ``structure`` at torch's current thread
     count (``_kernel``)."""
@@ -410,9 +420,7 @@ def _kernel(name: str, structure: Structure | ReadStructure, threads: int) -> Ca
     compiled per thread count (a process that changes ``torch.set_num_threads`` gets a new
     one); tests check the kernels at two threads and, in a fresh process, at one.
     """
-    fn = {"read_fields": read_fields, "program_into": program_into,
-          "pulse_into": pulse_into, "reference_sums": reference_sums,
-          "dac_codes": dac_codes, "read_out": read_out, "int8_digits": int8_digits}[name]
+    fn = FUNCTIONS[name]
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
     return torch.compile(copy, dynamic=True)
