@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from analogsim.analog import normals, physics
+from analogsim.analog.numerics import DIGIT
 from analogsim.config.profile import DeviceProfile
 
 
@@ -166,7 +167,7 @@ def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     sc = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-30) / 127
     t = w / sc
     q1 = torch.round(t)
-    return torch.cat((q1, torch.round((t - q1) * 254)), dim=2).to(torch.int8), sc
+    return torch.cat((q1, torch.round((t - q1) * DIGIT)), dim=2).to(torch.int8), sc
 
 
 def reference_sums(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
@@ -337,7 +338,7 @@ def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
     return (u.to(torch.int8) if int8 else u), sq, k
 
 
-def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor | None,
+def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | None,
              k: Tensor, sg: Tensor, bias: Tensor | None, c: Tensor, repeats: int,
              s: ReadStructure) -> Tensor:
     """The rest of a crossbar read after its two products, one pass: noise, ADC, digital
@@ -345,7 +346,8 @@ def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor 
 
     out[m, j] = bias[j] + Σ_c k[c, m]·sg[c, j]·ADC(μ[c, m, j] + σ[c, m, j]·z[c, m, j]), with
     μ the mean product (float32 (C, N, out_p); or with ``s.digits`` the int32 digit sums
-    (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``unit``, unit (C, 1, out_p)),
+    (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``ws``/254, ``ws`` (C, 1, out_p)
+    the digits' column scales),
     σ² = ``var`` (C, N, out_p), any float dtype: u² @ var + σ_out², computed as the
     step-by-step read's ``baddbmm`` computes it; or c[0] = σ_out² without device noise,
     z = ``normals.split_normals(key, (C, repeats·N, out_p))``; the ADC rounds and saturates
@@ -358,7 +360,7 @@ def read_out(key: Tensor | None, mean: Tensor, unit: Tensor | None, var: Tensor 
     if s.digits:
         o = mean.shape[2] // 2
         hi, lo = mean[..., :o].to(torch.int64), mean[..., o:].to(torch.int64)
-        mu = (hi * 254 + lo).to(f32) * unit
+        mu = (hi * DIGIT + lo).to(f32) * (ws / DIGIT)  # type: ignore[operator]
     else:
         mu = mean
     f = k * sg

@@ -400,9 +400,8 @@ class AnalogTile(nn.Module):
                                device=xp.device)
             for c in range(c_n):
                 torch._int_mm(u[c], m.wq[c], out=mean[c])
-            unit = m.ws / num.DIGIT  # type: ignore[operator]
         else:
-            mean, unit = torch.bmm(u, m.w), None
+            mean = torch.bmm(u, m.w)
         var = None  # σ² with the output noise, rounded as periphery.read_noise rounds it
         if m.var is not None and u2 is not None:
             var = torch.bmm(u2, m.var) if m.out_var is None else torch.baddbmm(m.out_var, u2,
@@ -411,7 +410,7 @@ class AnalogTile(nn.Module):
             bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
         sg = self.state.scale if m.gain is None else self.state.scale * m.gain
         key = normals.write_key(self.generator) if rs.dev_noise or rs.out_noise else None
-        return fused.kernel("read_out", rs)(key, mean, unit, var, k, sg, bias, cst, repeats,
+        return fused.kernel("read_out", rs)(key, mean, m.ws, var, k, sg, bias, cst, repeats,
                                             rs)
 
     def _digital_sum(self, y: Tensor, k: Tensor | float, bias: Tensor | None,
