@@ -429,3 +429,30 @@ def test_fused_read_takes_any_float_input_and_falls_back_past_its_counters(
     monkeypatch.setattr(normals, "COUNTER_LIMIT", c_n * 5 * out_p)  # 9 rows need ⌈9/2⌉ = 5
     y = t.mvm(x.float())
     assert "read_out" not in calls and y.shape == (9, 30) and bool(torch.isfinite(y).all())
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+def test_read_out_combines_the_digit_sums_exactly(compiled: bool) -> None:
+    """``read_out`` turns int8 digit sums into μ = (254·Σq₁ + Σq₂)·ws/254 with the integer
+    combination exact: in int32 where ``numerics.int32_combines`` says it cannot overflow
+    (the same value as in int64), in int64 past that (sums of 523 rows of full codes, where
+    int32 would wrap). Noise-free and without an ADC, so out = Σ_c k·sg·μ, against float64."""
+    if compiled and not fused.compiled_ok("cpu"):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    assert num.int32_combines(522) and not num.int32_combines(523)
+    g = torch.Generator().manual_seed(13)
+    c_n, n, o = 2, 6, 5
+    ws, k, sg = (torch.rand(c_n, 1, o, generator=g), torch.rand(c_n, n, 1, generator=g),
+                 torch.rand(c_n, 1, o, generator=g))
+    cst = torch.tensor([0.0, 1e12])
+    for rows, wide in ((522, False), (522, True), (523, True)):
+        top = rows * 127 * 127  # the largest |Σ u·q| of ``rows`` rows
+        sums = torch.randint(-top, top + 1, (c_n, n, 2 * o), generator=g, dtype=torch.int64)
+        sums[0, 0, :o], sums[0, 0, o:] = top, top  # the extreme: 254·top + top
+        rs = fused.ReadStructure(True, False, False, "none", False, wide_digits=wide)
+        read = fused.kernel("read_out", rs) if compiled else fused.FUNCTIONS["read_out"]
+        got = read(None, sums.to(torch.int32), ws, None, k, sg, None, cst, 1, rs)
+        hi, lo = sums[..., :o].double(), sums[..., o:].double()
+        mu = ((hi * 254 + lo).float() * (ws / 254)).double()  # the exact integer, rounded once
+        want = (k.double() * sg.double() * mu).sum(0)
+        assert torch.allclose(got.double(), want, rtol=1e-6, atol=0), (rows, wide)

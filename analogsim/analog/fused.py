@@ -135,13 +135,14 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
     (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
     """
     f32 = torch.float32
-    g, dt, lg = drifted(g_prog, nu, t_prog, now, c, s)
     unit = c[_I["unit"]].to(f32)
-    w = (g[0] - g[1]) * unit if s.differential else (g[0] * 2 - 1) * unit
-    if not want_var:
-        return w, None
-    if s.rel_noise:
-        dev = g * g * q2
+    gs, devs = [], []
+    for d in range(2 if s.differential else 1):  # per device array: all one pointwise loop
+        g, dt, lg = drifted(g_prog[d], nu[d], t_prog[d], now, c, s)
+        gs.append(g)
+        if not (want_var and s.rel_noise):
+            continue
+        dev = g * g * q2[d]
         if s.one_over_f and s.short_read:  # ln((dt + t0)/t0) + ln((t0 + t_read)/(2 t_read))
             if lg is None:
                 lg = torch.log1p(dt / c[_I["t0"]].to(f32))
@@ -149,7 +150,12 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
         elif s.one_over_f:
             dev = dev * torch.log((dt + c[_I["t0_plus_t_read"]].to(f32))
                                   / c[_I["two_t_read"]].to(f32))
-        v = dev.sum(0)
+        devs.append(dev)
+    w = (gs[0] - gs[1]) * unit if s.differential else (gs[0] * 2 - 1) * unit
+    if not want_var:
+        return w, None
+    if s.rel_noise:
+        v = devs[0] + devs[1] if s.differential else devs[0]
     else:
         v = torch.zeros_like(w)
     if s.abs_noise:
@@ -313,6 +319,7 @@ class ReadStructure:
     bias: bool
     absmax: bool = True  # the DAC scales each input vector by its max |x|
     dac: bool = True  # the DAC has bits (integer codes)
+    wide_digits: bool = True  # digit sums combine in int64 (``numerics.int32_combines``)
 
 
 def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
@@ -346,8 +353,8 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 
     out[m, j] = bias[j] + Σ_c k[c, m]·sg[c, j]·ADC(μ[c, m, j] + σ[c, m, j]·z[c, m, j]), with
     μ the mean product (float32 (C, N, out_p); or with ``s.digits`` the int32 digit sums
-    (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``ws``/254, ``ws`` (C, 1, out_p)
-    the digits' column scales),
+    (C, N, 2·out_p), [q₁ | q₂] columns, μ = (254·Σq₁ + Σq₂)·``ws``/254 combined exactly in
+    int32, or int64 with ``s.wide_digits``; ``ws`` (C, 1, out_p) the digits' column scales),
     σ² = ``var`` (C, N, out_p), any float dtype: u² @ var + σ_out², computed as the
     step-by-step read's ``baddbmm`` computes it; or c[0] = σ_out² without device noise,
     z = ``normals.split_normals(key, (C, repeats·N, out_p))``; the ADC rounds and saturates
@@ -359,7 +366,8 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
     f32 = torch.float32
     if s.digits:
         o = mean.shape[2] // 2
-        hi, lo = mean[..., :o].to(torch.int64), mean[..., o:].to(torch.int64)
+        wide = torch.int64 if s.wide_digits else torch.int32
+        hi, lo = mean[..., :o].to(wide), mean[..., o:].to(wide)
         mu = (hi * DIGIT + lo).to(f32) * (ws / DIGIT)  # type: ignore[operator]
     else:
         mu = mean
@@ -374,10 +382,11 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
     if noisy:  # two halves of h rows (one padding row when m is odd): one pass, one hash
         h = (m + 1) // 2
         zc, zs = normals.counter_normals(key, (n_c, h, o), 2)  # type: ignore[arg-type]
-        pad = (0, 0, 0, 2 * h - m)
-        mu = torch.nn.functional.pad(mu, pad)
-        var2 = torch.nn.functional.pad(var2, pad) if var2 is not None else None
-        f = torch.nn.functional.pad(f, pad) if f.shape[1] > 1 else f
+        if m % 2:  # a guard: even m (the usual batch) compiles without the padding's masks
+            pad = (0, 0, 0, 1)
+            mu = torch.nn.functional.pad(mu, pad)
+            var2 = torch.nn.functional.pad(var2, pad) if var2 is not None else None
+            f = torch.nn.functional.pad(f, pad) if f.shape[1] > 1 else f
         halves = ((slice(0, h), zc), (slice(h, 2 * h), zs))
     else:
         halves = ((slice(0, m), None),)

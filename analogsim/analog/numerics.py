@@ -128,6 +128,12 @@ def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     return q, s
 
 
+def int32_combines(ci: int) -> bool:
+    """Whether ``int8_digits`` sums over ``ci`` rows combine exactly in int32 (q₁·254 + q₂
+    with integer codes |u| ≤ 127: ci·127·(127·254 + 127) < 2³¹); else they need int64."""
+    return ci * 127 * (127 * DIGIT + 127) < 2**31
+
+
 def int8_mean_product(u: Tensor, wq: Tensor, ws: Tensor, add: Tensor | None) -> Tensor:
     """``add`` + u @ w per crossbar from ``int8_digits`` (wq, ws): (C, N, ci) integer codes →
     (C, N, out_p) float32.
@@ -140,7 +146,7 @@ def int8_mean_product(u: Tensor, wq: Tensor, ws: Tensor, add: Tensor | None) -> 
     out_p = ws.shape[2]
     u8 = u.to(torch.int8)  # exact: integer codes in [−127, 127]
     y = add if add is not None else torch.zeros(c_n, n, out_p, device=u.device)
-    int_combine = ci * 127 * (127 * DIGIT + 127) < 2**31
+    int_combine = int32_combines(ci)
     rows = max(1, (1 << 21) // (2 * out_p))  # keep each int32 block in cache
     for c in range(c_n):
         unit = ws[c] / DIGIT  # (1, out_p): one unit of the second digit

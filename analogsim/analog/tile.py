@@ -391,7 +391,8 @@ class AnalogTile(nn.Module):
         rs = fused.ReadStructure(
             m.wq is not None, m.var is not None, m.out_var is not None,
             "codes" if cv.adc_top is not None else "clip" if cv.output_bound is not None
-            else "none", bias is not None, cv.absmax, cv.dac_top is not None)
+            else "none", bias is not None, cv.absmax, cv.dac_top is not None,
+            not num.int32_combines(gr.ci))
         cst = self._read_consts
         u, u2, k = fused.kernel("dac_codes", rs)(
             xp.float(), c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
@@ -406,6 +407,8 @@ class AnalogTile(nn.Module):
         if m.var is not None and u2 is not None:
             var = torch.bmm(u2, m.var) if m.out_var is None else torch.baddbmm(m.out_var, u2,
                                                                                 m.var)
+            # widened here, not in the pass: a bf16 operand there doubles its vector width
+            var = var.float()
         if bias is not None and gr.out_padded != gr.out_features:
             bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
         sg = self.state.scale if m.gain is None else self.state.scale * m.gain
