@@ -48,7 +48,7 @@ class Structure:
     levels: bool  # targets snapped to conductance levels
     q_pow: bool = True  # Q_s depends on G (q_exp ≠ 0; else the constant q_coeff)
     # t_read/t0 < 2⁻²⁴: the 1/f term ln((dt + t0 + t_read)/(2 t_read)) is the drift's
-    # log1p(dt/t0) plus a constant to within t_read/t0 (< a float32 ulp of a term ≥ 15.9)
+    # ln((dt + t0)/t0) plus a constant to within t_read/t0 (< a float32 ulp of a term ≥ 15.9)
     short_read: bool = False
 
     @classmethod
@@ -65,7 +65,8 @@ class Structure:
 #: Order of the profile constants in ``consts`` (one float64 tensor).
 CONST_NAMES = ("t0", "unit", "t0_plus_t_read", "two_t_read", "abs_var", "var_scale",
                "q_coeff", "q_exp", "q_max", "g_floor", "mu_slope", "mu_icpt", "mu_min",
-               "mu_max", "sd_slope", "sd_icpt", "sd_min", "sd_max", "level_step", "ln_read")
+               "mu_max", "sd_slope", "sd_icpt", "sd_min", "sd_max", "level_step", "ln_read",
+               "ln_t0")
 _I = {n: i for i, n in enumerate(CONST_NAMES)}
 
 
@@ -90,6 +91,7 @@ def consts(p: DeviceProfile, unit: float, device: torch.device) -> tuple[Tensor,
         "sd_min": dr.nu_std.min, "sd_max": dr.nu_std.max,
         "level_step": 1.0 / (m.levels - 1) if m.levels is not None else 1.0,
         "ln_read": math.log((dr.t0_s + rn.t_read_s) / (2 * rn.t_read_s)),
+        "ln_t0": math.log(dr.t0_s),
     }
     c = torch.tensor([vals[n] for n in CONST_NAMES], dtype=torch.float64, device=device)
     poly = torch.tensor(p.programming.sigma_poly_uS, dtype=torch.float64, device=device) * k
@@ -111,25 +113,44 @@ class Fusion:
 
 
 # ------------------------------------------------------------------------------ read model
-def drifted(g_prog: Tensor, nu: Tensor, t_prog: Tensor, now: Tensor, c: Tensor, s: Structure
-            ) -> tuple[Tensor, Tensor, Tensor | None]:
-    """(G(t)/g_max, dt, ln((dt + t0)/t0) or None) per device at device time ``now`` (0-d
-    float64 tensor, s): g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog) in float32
-    seconds; the log when drift is on (the 1/f term reuses it)."""
-    f32 = torch.float32
-    dt = (now - t_prog).clamp_min(0).to(f32)
+def split_times(t_prog: Tensor) -> tuple[Tensor, Tensor]:
+    """Programming times (float64, s) as two float32 words (t_hi, t_lo): t_hi the nearest
+    float32, t_lo the rest rounded to float32 (t_hi + t_lo = t_prog to ~2⁻⁴⁸ relative)."""
+    hi = t_prog.to(torch.float32)
+    return hi, (t_prog - hi.to(t_prog.dtype)).to(torch.float32)
+
+
+def ages(t_hi: Tensor, t_lo: Tensor, now: Tensor) -> Tensor:
+    """dt = max(0, now − t_prog) in float32 seconds from the programming times split into two
+    float32 words, t_prog = t_hi + t_lo (``split_times``), and ``now`` (0-d
+    float64 tensor, s) split alike: (now_hi − t_hi) is exact when the two are within a factor
+    2 of each other (Sterbenz) and rounded once otherwise, so dt is within about an ulp of
+    float32(now − t_prog) with no float64 per device (float64 operands there cost as much as
+    the rest of the read model, compiled on an Intel Xeon)."""
+    n_hi = now.to(torch.float32)
+    n_lo = (now - n_hi.to(now.dtype)).to(torch.float32)
+    return ((n_hi - t_hi) + (n_lo - t_lo)).clamp_min(0)
+
+
+def drifted(g_prog: Tensor, nu: Tensor, dt: Tensor, c: Tensor, s: Structure
+            ) -> tuple[Tensor, Tensor | None]:
+    """(G(t)/g_max, ln((dt + t0)/t0) or None) per device dt float32 seconds after its
+    programming: g_prog·((dt + t0)/t0)^(−ν); the log when drift is on (the 1/f term reuses
+    it), taken as ln(dt + t0) − ln t0 (within an ulp of ln(dt + t0) ≤ 2e-6 absolute up to a
+    year, so G within ν·2e-6 relative; a log is cheaper than log1p)."""
     if not s.drift:
-        return g_prog, dt, None
-    lg = torch.log1p(dt / c[_I["t0"]].to(f32))
-    return g_prog * torch.exp(-nu * lg), dt, lg
+        return g_prog, None
+    f32 = torch.float32
+    lg = torch.log(dt + c[_I["t0"]].to(f32)) - c[_I["ln_t0"]].to(f32)
+    return g_prog * torch.exp(-nu * lg), lg
 
 
-def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
+def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_hi: Tensor, t_lo: Tensor, now: Tensor,
                 c: Tensor, s: Structure, want_var: bool,
                 var_dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor | None]:
     """Mean weights w (C, ci, out_p) in converter units and read variances var (C, ci, out_p)
     in converter units² (rounded to ``var_dtype`` in the pass) at device time ``now`` (0-d
-    float64 tensor, s).
+    float64 tensor, s); programming times as (t_hi, t_lo) (``ages``).
 
     G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν), dt = max(0, now − t_prog); var = (a/b)²·pair·
     (Σ_devices G(t)²·Q_s²·ln((dt + t0 + t_read)/(2 t_read)) + D·σ_abs²).
@@ -138,14 +159,15 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Ten
     unit = c[_I["unit"]].to(f32)
     gs, devs = [], []
     for d in range(2 if s.differential else 1):  # per device array: all one pointwise loop
-        g, dt, lg = drifted(g_prog[d], nu[d], t_prog[d], now, c, s)
+        dt = ages(t_hi[d], t_lo[d], now)
+        g, lg = drifted(g_prog[d], nu[d], dt, c, s)
         gs.append(g)
         if not (want_var and s.rel_noise):
             continue
         dev = g * g * q2[d]
         if s.one_over_f and s.short_read:  # ln((dt + t0)/t0) + ln((t0 + t_read)/(2 t_read))
             if lg is None:
-                lg = torch.log1p(dt / c[_I["t0"]].to(f32))
+                lg = torch.log(dt + c[_I["t0"]].to(f32)) - c[_I["ln_t0"]].to(f32)
             dev = dev * (lg + c[_I["ln_read"]].to(f32))
         elif s.one_over_f:
             dev = dev * torch.log((dt + c[_I["t0_plus_t_read"]].to(f32))
@@ -174,17 +196,6 @@ def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     t = w / sc
     q1 = torch.round(t)
     return torch.cat((q1, torch.round((t - q1) * DIGIT)), dim=2).to(torch.int8), sc
-
-
-def reference_sums(g_prog: Tensor, nu: Tensor, q2: Tensor, t_prog: Tensor, now: Tensor,
-                   c: Tensor, s: Structure, want_var: bool, u_col: Tensor
-                   ) -> tuple[Tensor, Tensor | None]:
-    """The mean and variance of one read of DAC codes ``u_col`` (C, ci, 1) at ``now``:
-    Σ_i u_i·w_ij and Σ_i u_i²·var_ij, (C, 1, out_p) each, without storing w or var (the drift
-    compensation's reference read after a write)."""
-    w, v = read_fields(g_prog, nu, q2, t_prog, now, c, s, want_var)
-    mean = (w * u_col).sum(1, keepdim=True)
-    return mean, None if v is None else (v * (u_col * u_col)).sum(1, keepdim=True)
 
 
 # ------------------------------------------------------------------------------ programming
@@ -225,9 +236,9 @@ def program_devices(target: Tensor, xi: Tensor | tuple[Tensor, ...] | None,
         sd = _clipped(ln_g, c, "sd", s.nu_std_log)
         out["nu"] = (mu + sd * xi[int(prog)]).abs()
     if s.rel_noise:
-        if s.q_pow:
-            q = c[_I["q_coeff"]].float() / g.clamp_min(c[_I["g_floor"]].float()) ** c[
-                _I["q_exp"]].float()
+        if s.q_pow:  # q_coeff/g^q_exp as exp(−q_exp·ln g): half the time of pow compiled
+            q = c[_I["q_coeff"]].float() * torch.exp(
+                torch.log(g.clamp_min(c[_I["g_floor"]].float())) * -c[_I["q_exp"]].float())
         else:  # x⁰ = 1 exactly: the same value without a pow per device
             q = torch.zeros_like(g) + c[_I["q_coeff"]].float()
         q = torch.minimum(q, c[_I["q_max"]].float())
@@ -263,12 +274,23 @@ def write_normals(key: Tensor | None, target: Tensor, s: Structure, noisy: bool
         else None
 
 
-def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tensor,
-                 key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
-                 c: Tensor, poly: Tensor, s: Structure, noisy: bool, partial: bool) -> None:
+def _stamp(t_prog: Tensor, t32: tuple[Tensor, Tensor], now: Tensor,
+           changed: Tensor | None) -> None:
+    """Programming time ``now`` (0-d float64) into ``t_prog`` and its float32 split ``t32``
+    (``split_times``, kept in step) for every device, or where ``changed``."""
+    n_hi, n_lo = split_times(now)
+    for t, v in zip((t_prog, *t32), (now, n_hi, n_lo)):
+        t.copy_(v.expand_as(t) if changed is None else torch.where(changed, v, t))
+
+
+def program_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tensor],
+                 w: Tensor, scale: Tensor, key: Tensor | None, stuck_low: Tensor,
+                 stuck_high: Tensor, now: Tensor, c: Tensor, poly: Tensor, s: Structure,
+                 noisy: bool, partial: bool) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
-    of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and
-    ``t_prog``: every device, or with ``partial`` those whose target changed. ``key``: the
+    of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name), ``t_prog``
+    and its split ``t32`` (``split_times`` of ``t_prog``, kept so): every device, or with
+    ``partial`` those whose target changed. ``key``: the
     write's ``normals.write_key`` (None when it draws no normals, ``kinds_of`` = 0); device
     d's normals are ``normals.counter_normals(key, (D, C, ci, out_p), kinds)`` at d,
     computed in the pass (no normals array is drawn or stored)."""
@@ -279,10 +301,11 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, w: Tensor, scale: Tens
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(t if changed is None else torch.where(changed, t, buf))
-    t_prog.copy_(now.expand_as(t_prog) if changed is None else torch.where(changed, now, t_prog))
+    _stamp(t_prog, t32, now, changed)
 
 
-def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse: Tensor,
+def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tensor],
+               delta: Tensor, xi_pulse: Tensor,
                dev: dict[str, Tensor], max_pulses: float, ctoc: float, soft_bounds: bool,
                key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
                c: Tensor, poly: Tensor, s: Structure) -> None:
@@ -293,8 +316,8 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     soft-bound factor, clipped to the device's bounds (``physics.pulsed_update``); the devices
     whose weight and conductance change are re-programmed without programming noise
     (``program_devices``; the drift normals computed in the pass from ``key`` as in
-    ``program_into``) and restart their drift clock."""
-    g_now, _, _ = drifted(bufs["g_prog"], bufs["nu"], t_prog, now, c, s)
+    ``program_into``) and restart their drift clock (``t_prog`` and its split ``t32``)."""
+    g_now, _ = drifted(bufs["g_prog"], bufs["nu"], ages(*t32, now), c, s)
     w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
     w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
     target = targets(w_new, c, s)
@@ -304,7 +327,7 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, delta: Tensor, xi_pulse:
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(torch.where(changed, t, buf))
-    t_prog.copy_(torch.where(changed, now, t_prog))
+    _stamp(t_prog, t32, now, changed)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -409,8 +432,9 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 # ------------------------------------------------------------------------------ compiling
 #: The plain functions that ``kernel`` compiles, by name.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "read_fields": read_fields, "program_into": program_into, "pulse_into": pulse_into,
-    "reference_sums": reference_sums, "dac_codes": dac_codes, "read_out": read_out,
+    "read_fields": read_fields, "split_times": split_times, "program_into": program_into,
+    "pulse_into": pulse_into,
+    "dac_codes": dac_codes, "read_out": read_out,
     "int8_digits": int8_digits}
 
 
@@ -480,7 +504,7 @@ def pays() -> bool:
     def compiled() -> None:
         s = dev["fused"]
         st.program_fused(s, w, ones, now, gen, True, False, fz)
-        k(s.g_prog, s.nu, s.q2, s.t_prog, now + 1.0, fz.c, fz.structure, True)
+        k(s.g_prog, s.nu, s.q2, *s.prog_times32(), now + 1.0, fz.c, fz.structure, True)
 
     def steps() -> None:  # the tile's unfused write and read model
         s = dev["steps"]

@@ -48,12 +48,33 @@ class DeviceState(nn.Module):
         self.has_faults = f.stuck_at_min_fraction > 0 or f.stuck_at_max_fraction > 0
         self.register_buffer("stuck_low", torch.stack([lo for lo, _ in masks]))
         self.register_buffer("stuck_high", torch.stack([hi for _, hi in masks]))
+        self._t32: tuple[Tensor, Tensor] | None = None  # ``prog_times32``, and its key
+        self._t32_key: tuple[int, int] | None = None
         self.has_pulsed = isinstance(profile.update, PulsedUpdate)
         if self.has_pulsed:
             dev = physics.sample_pulsed_devices(grid.shape, profile.update,  # type: ignore[arg-type]
                                                 generator, device)
             for name, t in dev.items():
                 self.register_buffer(f"pulsed_{name}", t)
+
+    def prog_times32(self, split: Callable[[Tensor], tuple[Tensor, Tensor]] = fused.split_times
+                     ) -> tuple[Tensor, Tensor]:
+        """``t_prog`` as two float32 words (``fused.split_times``, or ``split``: its compiled
+        form) for the compiled read model (``fused.ages``). Made again only after ``t_prog``
+        changed (its version counter, which in-place writes and compiled writes advance, or a
+        new tensor), and at every call for an inference tensor (which keeps no counter)."""
+        t = self.t_prog
+        key = None if t.is_inference() else (t.data_ptr(), t._version)
+        if key is None or key != self._t32_key or self._t32 is None:
+            self._t32 = split(t)
+            self._t32_key = key
+        return self._t32
+
+    def times32_follow(self) -> None:
+        """After a write that updated ``t_prog`` and the split from ``prog_times32`` together
+        (``fused.program_into``, ``fused.pulse_into``): the split stays the current one."""
+        t = self.t_prog
+        self._t32_key = None if t.is_inference() else (t.data_ptr(), t._version)
 
     def pulsed(self) -> dict[str, Tensor]:
         """The pulsed device's constants as ``physics.pulsed_update`` takes them."""
@@ -132,9 +153,11 @@ def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
     kinds = fused.kinds_of(fusion.structure, noisy)
     key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
+    t32 = state.prog_times32(fused.kernel("split_times", fusion.structure))
     kern = fused.kernel("program_into", fusion.structure)
-    kern(bufs, state.t_prog, w, scale, key, state.stuck_low, state.stuck_high, now, fusion.c,
-         fusion.poly, fusion.structure, noisy, partial)
+    kern(bufs, state.t_prog, t32, w, scale, key, state.stuck_low, state.stuck_high, now,
+         fusion.c, fusion.poly, fusion.structure, noisy, partial)
+    state.times32_follow()
 
 
 def pulse_fused(state: DeviceState, delta: Tensor, now: Tensor, cfg: PulsedUpdate,
@@ -150,10 +173,12 @@ def pulse_fused(state: DeviceState, delta: Tensor, now: Tensor, cfg: PulsedUpdat
     kinds = fused.kinds_of(fusion.structure, False)
     key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
+    t32 = state.prog_times32(fused.kernel("split_times", fusion.structure))
     fused.kernel("pulse_into", fusion.structure)(
-        bufs, state.t_prog, delta, xi_pulse, state.pulsed(), float(cfg.max_pulses),
+        bufs, state.t_prog, t32, delta, xi_pulse, state.pulsed(), float(cfg.max_pulses),
         float(cfg.dw_min_ctoc), cfg.soft_bounds, key, state.stuck_low, state.stuck_high, now,
         fusion.c, fusion.poly, fusion.structure)
+    state.times32_follow()
 
 
 def conductances(state: DeviceState, now_s: float, profile: DeviceProfile

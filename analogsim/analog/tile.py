@@ -211,12 +211,10 @@ class AnalogTile(nn.Module):
         self._version += 1
         self._cache_key = None
         if self.compensated:
-            # reference read just after programming, against which later reads compensate
-            if self._paths()["fused"]:
-                self.comp_ref.copy_(self._readout_fused(self.clock.now))
-            else:  # one input row: the float32 product, no int8 digits to make
-                m = self._read_model_at(self.clock.now, gain=False, digits=False)
-                self.comp_ref.copy_(self._readout(m))
+            # reference read just after programming, against which later reads compensate;
+            # one input row: the float32 product, no int8 digits to make
+            m = self._read_model_at(self.clock.now, gain=False, digits=False)
+            self.comp_ref.copy_(self._readout(m))
 
     # ----------------------------------------------------------------------------- read model
     def read_model(self) -> ReadModel:
@@ -241,8 +239,10 @@ class AnalogTile(nn.Module):
             now = self._now_tensor(now_s)
             fz = self._fusion
             kern = fused.kernel("read_fields", fz.structure)
-            w, var = kern(s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, noise,
-                          torch.bfloat16 if paths["bf16_variance"] else torch.float32)
+            var_dtype = torch.bfloat16 if paths["bf16_variance"] else torch.float32
+            times = s.prog_times32(fused.kernel("split_times", fz.structure))
+            w, var = kern(s.g_prog, s.nu, s.q2, *times, now, fz.c, fz.structure,
+                          noise, var_dtype)
             return self._finish_read_model(w, var, paths, gain, digits)
         g, dt = st.conductances(s, now_s, p)
         unit = cv.a / cv.b  # normalized weight → ADC codes per DAC code
@@ -288,23 +288,6 @@ class AnalogTile(nn.Module):
         u = self._reference_codes()
         y = self._mean_product(u, m, periphery.read_noise(u, m.var, m.out_var,
                                                             self.grid.out_padded, self._normals))
-        return self._reference_magnitude(y)
-
-    def _readout_fused(self, now_s: float) -> Tensor:
-        """``_readout`` of the read model at ``now_s`` in one compiled pass over the devices
-        (``fused.reference_sums``): the same read, summed in another order."""
-        s, fz, p = self.state, self._fusion, self.profile
-        u = self._reference_codes()
-        now = self._now_tensor(now_s)
-        mean, var = fused.kernel("reference_sums", fz.structure)(
-            s.g_prog, s.nu, s.q2, s.t_prog, now, fz.c, fz.structure, self._var_noise,
-            u.transpose(1, 2))
-        if p.adc.noise_std > 0:
-            out_var = (p.adc.noise_std / self.conv.b) ** 2
-            var = var + out_var if var is not None else torch.full_like(mean, out_var)
-        y = mean
-        if var is not None:  # the same draw as ``periphery.read_noise`` makes for one row
-            y = self._normals(tuple(mean.shape)).mul_(var.sqrt()).add_(mean)
         return self._reference_magnitude(y)
 
     def _now_tensor(self, now_s: float) -> Tensor:
