@@ -284,10 +284,13 @@ class AnalogTile(nn.Module):
     def _readout(self, m: ReadModel) -> Tensor:
         """Global drift compensation's reference read: the all-ones input through the periphery
         (DAC, read noise, ADC), mean |output| of each crossbar's real outputs, (C, R) in
-        normalized units (after Joshi et al. 2020, aihwkit's ``GlobalDriftCompensation``)."""
+        normalized units (after Joshi et al. 2020, aihwkit's ``GlobalDriftCompensation``).
+        One input row: the float32 product of the mean weights whatever the numerics (an
+        int8 product of one row costs as much as of a thousand on a CPU; the write's
+        reference read has no digits either)."""
         u = self._reference_codes()
-        y = self._mean_product(u, m, periphery.read_noise(u, m.var, m.out_var,
-                                                            self.grid.out_padded, self._normals))
+        noise = periphery.read_noise(u, m.var, m.out_var, self.grid.out_padded, self._normals)
+        y = torch.bmm(u, m.w) if noise is None else torch.baddbmm(noise, u, m.w)
         return self._reference_magnitude(y)
 
     def _now_tensor(self, now_s: float) -> Tensor:
