@@ -122,13 +122,12 @@ def split_times(t_prog: Tensor) -> tuple[Tensor, Tensor]:
 
 def ages(t_hi: Tensor, t_lo: Tensor, now: Tensor) -> Tensor:
     """dt = max(0, now − t_prog) in float32 seconds from the programming times split into two
-    float32 words, t_prog = t_hi + t_lo (``split_times``), and ``now`` (0-d
-    float64 tensor, s) split alike: (now_hi − t_hi) is exact when the two are within a factor
+    float32 words, t_prog = t_hi + t_lo (``split_times``), and ``now`` (0-d float64 tensor, s)
+    split alike: (now_hi − t_hi) is exact when the two are within a factor
     2 of each other (Sterbenz) and rounded once otherwise, so dt is within about an ulp of
     float32(now − t_prog) with no float64 per device (float64 operands there cost as much as
     the rest of the read model, compiled on an Intel Xeon)."""
-    n_hi = now.to(torch.float32)
-    n_lo = (now - n_hi.to(now.dtype)).to(torch.float32)
+    n_hi, n_lo = split_times(now)
     return ((n_hi - t_hi) + (n_lo - t_lo)).clamp_min(0)
 
 
@@ -433,8 +432,7 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 #: The plain functions that ``kernel`` compiles, by name.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "read_fields": read_fields, "split_times": split_times, "program_into": program_into,
-    "pulse_into": pulse_into,
-    "dac_codes": dac_codes, "read_out": read_out,
+    "pulse_into": pulse_into, "dac_codes": dac_codes, "read_out": read_out,
     "int8_digits": int8_digits}
 
 

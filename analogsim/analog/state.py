@@ -25,7 +25,8 @@ class DeviceState(nn.Module):
     g_prog:   what that programming realised (programming noise, faults), at ``t_prog``.
     nu:       drift exponent drawn at that programming (zeros without drift).
     q2:       Q_s(g_prog)² of the 1/f read noise (zeros without relative read noise).
-    t_prog:   device time of the device's last programming, s, float64.
+    t_prog:   device time of the device's last programming, s, float64 (its float32 split
+              for the compiled read model, ``prog_times32``, is derived, not saved).
     stuck_low, stuck_high: fault masks (bool), fixed when the tile is made.
     scale:    (C, 1, out_p) weight units per normalized unit of each tile (or column).
     pulsed:   (C, ci, out_p) per-weight constants of a pulsed device (dw_up, dw_down, w_min,
