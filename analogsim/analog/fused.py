@@ -131,16 +131,21 @@ def ages(t_hi: Tensor, t_lo: Tensor, now: Tensor) -> Tensor:
     return ((n_hi - t_hi) + (n_lo - t_lo)).clamp_min(0)
 
 
+def _ln_age(dt: Tensor, c: Tensor) -> Tensor:
+    """ln((dt + t0)/t0) as ln(dt + t0) − ln t0: within an ulp of ln(dt + t0), ≤ 2e-6
+    absolute up to a year (so G(t) within ν·2e-6 relative); a log is cheaper than log1p."""
+    f32 = torch.float32
+    return torch.log(dt + c[_I["t0"]].to(f32)) - c[_I["ln_t0"]].to(f32)
+
+
 def drifted(g_prog: Tensor, nu: Tensor, dt: Tensor, c: Tensor, s: Structure
             ) -> tuple[Tensor, Tensor | None]:
     """(G(t)/g_max, ln((dt + t0)/t0) or None) per device dt float32 seconds after its
-    programming: g_prog·((dt + t0)/t0)^(−ν); the log when drift is on (the 1/f term reuses
-    it), taken as ln(dt + t0) − ln t0 (within an ulp of ln(dt + t0) ≤ 2e-6 absolute up to a
-    year, so G within ν·2e-6 relative; a log is cheaper than log1p)."""
+    programming: g_prog·((dt + t0)/t0)^(−ν); the log (``_ln_age``) when drift is on (the 1/f
+    term reuses it)."""
     if not s.drift:
         return g_prog, None
-    f32 = torch.float32
-    lg = torch.log(dt + c[_I["t0"]].to(f32)) - c[_I["ln_t0"]].to(f32)
+    lg = _ln_age(dt, c)
     return g_prog * torch.exp(-nu * lg), lg
 
 
@@ -166,7 +171,7 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_hi: Tensor, t_lo: Tens
         dev = g * g * q2[d]
         if s.one_over_f and s.short_read:  # ln((dt + t0)/t0) + ln((t0 + t_read)/(2 t_read))
             if lg is None:
-                lg = torch.log(dt + c[_I["t0"]].to(f32)) - c[_I["ln_t0"]].to(f32)
+                lg = _ln_age(dt, c)
             dev = dev * (lg + c[_I["ln_read"]].to(f32))
         elif s.one_over_f:
             dev = dev * torch.log((dt + c[_I["t0_plus_t_read"]].to(f32))
