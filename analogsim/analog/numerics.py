@@ -10,8 +10,8 @@
     ``torch._int_mm``: exact sums, weights to 1/64 516 of their column's largest;
   * bfloat16 read-noise variance matmul (x²) @ v with float32 accumulation: x², v rounded to
     8 significant bits, σ of an output off by well under 1 %;
-  * compiled device math (``fused``): the read model, the write and the reference read as
-    single compiled passes; the write's normals come from a counter-based hash inside the
+  * compiled device math (``fused``): the read model (which the drift compensation's
+    reference reads use too), the write and the pulsed update as single compiled passes; the write's normals come from a counter-based hash inside the
     pass (``normals.counter_normals``), other draws of the same law than the exact write's;
   * compiled read (``fused_read``): a forward read's DAC before its two matmuls and its
     noise, ADC, rescale and sum over input tiles after them as two compiled passes

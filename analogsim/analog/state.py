@@ -64,18 +64,21 @@ class DeviceState(nn.Module):
         form) for the compiled read model (``fused.ages``). Made again only after ``t_prog``
         changed (its version counter, which in-place writes and compiled writes advance, or a
         new tensor), and at every call for an inference tensor (which keeps no counter)."""
-        t = self.t_prog
-        key = None if t.is_inference() else (t.data_ptr(), t._version)
+        key = self._t_prog_key()
         if key is None or key != self._t32_key or self._t32 is None:
-            self._t32 = split(t)
+            self._t32 = split(self.t_prog)
             self._t32_key = key
         return self._t32
 
     def times32_follow(self) -> None:
         """After a write that updated ``t_prog`` and the split from ``prog_times32`` together
         (``fused.program_into``, ``fused.pulse_into``): the split stays the current one."""
+        self._t32_key = self._t_prog_key()
+
+    def _t_prog_key(self) -> tuple[int, int] | None:
+        """Which ``t_prog`` this is (storage, version counter); None for an inference tensor."""
         t = self.t_prog
-        self._t32_key = None if t.is_inference() else (t.data_ptr(), t._version)
+        return None if t.is_inference() else (t.data_ptr(), t._version)
 
     def pulsed(self) -> dict[str, Tensor]:
         """The pulsed device's constants as ``physics.pulsed_update`` takes them."""

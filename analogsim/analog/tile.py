@@ -395,12 +395,21 @@ class AnalogTile(nn.Module):
                                                                                 m.var)
             # widened here, not in the pass: a bf16 operand there doubles its vector width
             var = var.float()
-        if bias is not None and gr.out_padded != gr.out_features:
-            bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
-        sg = self.state.scale if m.gain is None else self.state.scale * m.gain
+        bias, sg = self._padded_bias(bias), self._scale_gain(m.gain)
         key = normals.write_key(self.generator) if rs.dev_noise or rs.out_noise else None
         return fused.kernel("read_out", rs)(key, mean, m.ws, var, k, sg, bias, cst, repeats,
                                             rs)
+
+    def _scale_gain(self, gain: Tensor | None) -> Tensor:
+        """Weight scale times drift-compensation gain per crossbar column, (C, 1, out_p)."""
+        return self.state.scale if gain is None else self.state.scale * gain
+
+    def _padded_bias(self, bias: Tensor | None) -> Tensor | None:
+        """``bias`` (out,) zero-padded to the grid's padded outputs."""
+        gr = self.grid
+        if bias is None or gr.out_padded == gr.out_features:
+            return bias
+        return torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
 
     def _digital_sum(self, y: Tensor, k: Tensor | float, bias: Tensor | None,
                      gain: Tensor | None) -> Tensor:
@@ -410,9 +419,7 @@ class AnalogTile(nn.Module):
         one factor per crossbar they fold into k, one output tile at a time.
         """
         gr = self.grid
-        sg = self.state.scale if gain is None else self.state.scale * gain  # (C, 1, out_p)
-        if bias is not None and gr.out_padded != gr.out_features:
-            bias = torch.nn.functional.pad(bias, (0, gr.out_padded - gr.out_features))
+        sg, bias = self._scale_gain(gain), self._padded_bias(bias)
         if self.profile.mapping.scale == "tile":
             f = sg[:, :, :: gr.ro] * k  # (C, N or 1, R)
             out = torch.empty(y.shape[1], gr.out_padded, device=y.device)
