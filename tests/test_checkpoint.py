@@ -70,7 +70,8 @@ def test_state_dict_carries_the_device_state() -> None:
     net = analogsim.analogize(analogsim.models.mlp([8, 6, 3]), "pcm", clock, seed=1)
     clock.advance(100.0)
     keys = net.state_dict().keys()
-    for name in ("g_prog", "g_target", "nu", "q2", "t_prog", "stuck_low", "scale"):
+    for name in ("g_prog", "g_target", "nu", "q2", "t_prog_hi", "t_prog_lo", "stuck_low",
+                 "scale"):
         assert any(k.endswith(f"_tile.state.{name}") for k in keys), name
     assert any(k.endswith("_tile._extra_state") for k in keys)
     other = analogsim.analogize(analogsim.models.mlp([8, 6, 3]), "pcm", seed=2)

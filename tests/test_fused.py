@@ -30,7 +30,7 @@ from analogsim.config.profile import load_profile
 ULPS16 = 16 * 2.0**-23
 OUT, IN = 513, 601  # pcm's 512×512 crossbars: two of each, one padding row and column
 ULPS4 = 4 * 2.0**-23
-BUFFERS = ("g_target", "g_prog", "nu", "q2", "t_prog")
+BUFFERS = ("g_target", "g_prog", "nu", "q2", "t_prog_hi", "t_prog_lo")
 
 
 def _profile(name: str) -> analogsim.DeviceProfile:
@@ -127,7 +127,8 @@ def test_fused_math_is_the_step_by_step_math(name: str, compiled: bool,
     for b in BUFFERS:
         assert close(getattr(s, b), getattr(fz.state, b), floors.get(b, 0.0)), b
     assert torch.equal(ref.state.g_target, fz.state.g_target)  # targets: exact arithmetic
-    assert torch.equal(ref.state.t_prog, fz.state.t_prog)
+    for b in ("t_prog_hi", "t_prog_lo"):
+        assert torch.equal(getattr(ref.state, b), getattr(fz.state, b)), b
     # the read model of one and the same device state (each path's own rounding only)
     comp = fz.comp_ref.clone()
     fz.load_state_dict(ref.state_dict())
@@ -167,7 +168,8 @@ def test_fused_pulsed_update_is_the_step_by_step_update(compiled: bool,
         for t in (ref, fz):
             t.apply_increment(delta)
     tol = ULPS16 if compiled else ULPS4
-    assert torch.equal(ref.state.t_prog, fz.state.t_prog)  # the same devices re-programmed
+    for b in ("t_prog_hi", "t_prog_lo"):  # the same devices re-programmed, at the same time
+        assert torch.equal(getattr(ref.state, b), getattr(fz.state, b)), b
     assert torch.equal(ref.state.stuck_low, fz.state.stuck_low)
     changed = ref.state.t_prog > 0
     assert 0.3 < float(changed.float().mean()) < 0.9  # pulses moved many devices, not all
@@ -202,8 +204,7 @@ def test_fast_tiles_take_the_fused_path_exactly_when_it_is_chosen(
         used = on and setting == "fast"
         assert bool(calls) == used, (setting, calls)
         if used:
-            assert set(calls) == {"split_times", "program_into", "read_fields", "dac_codes",
-                                  "read_out"}
+            assert set(calls) == {"program_into", "read_fields", "dac_codes", "read_out"}
         rec = num.describe(setting)  # type: ignore[arg-type]
         assert rec["fused"] is used and rec["fused_read"] is used
         calls.clear()
@@ -472,41 +473,37 @@ def test_ages_from_split_times_are_the_float64_ages_rounded(compiled: bool) -> N
         assert bool(((got - want).abs() <= 2.0**-23 * want).all()), now_s
 
 
-def test_split_programming_times_follow_every_change_of_t_prog() -> None:
-    """``DeviceState.prog_times32`` is remade after any change of ``t_prog`` — a write, an
-    in-place edit, ``load_state_dict`` — and kept otherwise (the same tensors)."""
+def test_programming_times_are_two_float32_words_and_load_from_float64() -> None:
+    """A write stamps each device's time as ``fused.split_times`` of the clock (the two words
+    sum to it within 2⁻⁴⁸ relative, ``t_prog``); a state saved with one float64 ``t_prog``
+    buffer loads into the two words, and a state round-trips unchanged."""
     clock = analogsim.SimClock()
     tiles = [AnalogTile(20, 30, load_profile("pcm"), clock, torch.Generator().manual_seed(k))
              for k in (1, 2)]
     t, other = tiles
     g = torch.Generator().manual_seed(15)
-
-    def split_is_t_prog() -> bool:  # t_lo rounds the rest to 24 bits: 2⁻⁴⁸ of t_prog
-        hi, lo = t.state.prog_times32()
-        tp = t.state.t_prog
-        return bool(((hi.double() + lo.double() - tp).abs() <= 2.0**-47 * tp).all())
-
-    clock.advance(1234.5678)
+    clock.advance(1234.5678 + 1 / 3)
     t.program(torch.randn(20, 30, generator=g))
-    first = t.state.prog_times32()
-    assert split_is_t_prog() and t.state.prog_times32() is first  # kept while t_prog is
-    clock.advance(0.1)
-    t.program(torch.randn(20, 30, generator=g))
-    assert t.state.prog_times32() is not first and split_is_t_prog()
-    t.state.t_prog[0, 0, 0, :3] += 77.25
-    assert split_is_t_prog()
-    clock.advance(50.0)
-    other.program(torch.randn(20, 30, generator=g))
-    t.state.load_state_dict(other.state.state_dict())
-    assert split_is_t_prog() and bool((t.state.t_prog == clock.now).all())
+    now = torch.tensor(clock.now, dtype=torch.float64)
+    hi, lo = fused.split_times(now)
+    assert float(lo) != 0.0  # the second word matters at this time
+    assert bool((t.state.t_prog_hi == hi).all()) and bool((t.state.t_prog_lo == lo).all())
+    assert bool(((t.state.t_prog - now).abs() <= 2.0**-47 * now).all())
+    saved = t.state.state_dict()
+    old = {k: v for k, v in saved.items() if not k.startswith("t_prog_")}
+    old["t_prog"] = t.state.t_prog  # the float64 buffer of earlier versions
+    other.state.load_state_dict(old)
+    for b in ("t_prog_hi", "t_prog_lo", "g_prog", "nu"):
+        assert torch.equal(getattr(other.state, b), saved[b]), b
+    other.state.load_state_dict(saved)
+    assert all(torch.equal(v, saved[k]) for k, v in other.state.state_dict().items())
 
 
 @pytest.mark.parametrize("pulsed", [False, True], ids=["program", "pulse"])
-def test_fused_writes_keep_the_split_times_in_step(pulsed: bool,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fused write (``program_into``, ``pulse_into``) stamps ``t_prog`` and its float32
-    split together, so the split is not made again after it and is exactly
-    ``fused.split_times`` of the new ``t_prog``, written and kept devices alike."""
+def test_fused_writes_stamp_the_time_words_of_the_devices_they_write(
+        pulsed: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fused partial write (``program_into``, ``pulse_into``) stamps ``fused.split_times``
+    of the clock into the two time words of the devices it writes and leaves the others'."""
     monkeypatch.setattr(fused, "kernel", lambda n, s: fused.FUNCTIONS[n])
     monkeypatch.setattr(num, "fast_paths", lambda d: {**num.NONE, "fused": True})
     clock = analogsim.SimClock()
@@ -517,7 +514,7 @@ def test_fused_writes_keep_the_split_times_in_step(pulsed: bool,
     t.program(w)
     for k in range(2):
         clock.advance(1000.0 / 3)
-        before = t.state.prog_times32()
+        before = [b.clone() for b in t.state.prog_times()]
         if pulsed:
             delta = 0.05 * torch.randn(20, 30, generator=g)
             delta[:, ::3] = 0.0
@@ -525,9 +522,8 @@ def test_fused_writes_keep_the_split_times_in_step(pulsed: bool,
         else:
             w[:, ::3] += 0.1  # a partial write: the other devices keep their times
             t.program(w)
-        after = t.state.prog_times32()
-        assert after is before, k  # updated in the write, not remade
-        want = fused.split_times(t.state.t_prog)
-        assert torch.equal(after[0], want[0]) and torch.equal(after[1], want[1]), k
-        times = t.state.t_prog.unique()
-        assert len(times) >= 2, k  # some devices written now, some kept
+        written = t.state.t_prog_hi != before[0]
+        assert 0 < float(written.float().mean()) < 1, k  # some devices written, some kept
+        now = fused.split_times(torch.tensor(clock.now, dtype=torch.float64))
+        for word, old, v in zip(t.state.prog_times(), before, now):
+            assert torch.equal(word, torch.where(written, v, old)), k

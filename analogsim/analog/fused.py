@@ -278,23 +278,20 @@ def write_normals(key: Tensor | None, target: Tensor, s: Structure, noisy: bool
         else None
 
 
-def _stamp(t_prog: Tensor, t32: tuple[Tensor, Tensor], now: Tensor,
-           changed: Tensor | None) -> None:
-    """Programming time ``now`` (0-d float64) into ``t_prog`` and its float32 split ``t32``
-    (``split_times``, kept in step) for every device, or where ``changed``."""
-    n_hi, n_lo = split_times(now)
-    for t, v in zip((t_prog, *t32), (now, n_hi, n_lo)):
+def _stamp(t32: tuple[Tensor, Tensor], now: Tensor, changed: Tensor | None) -> None:
+    """Programming time ``now`` (0-d float64) into the programming times' two float32 words
+    ``t32`` (``split_times``) for every device, or where ``changed``."""
+    for t, v in zip(t32, split_times(now)):
         t.copy_(v.expand_as(t) if changed is None else torch.where(changed, v, t))
 
 
-def program_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tensor],
-                 w: Tensor, scale: Tensor, key: Tensor | None, stuck_low: Tensor,
+def program_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], w: Tensor, scale: Tensor, key: Tensor | None, stuck_low: Tensor,
                  stuck_high: Tensor, now: Tensor, c: Tensor, poly: Tensor, s: Structure,
                  noisy: bool, partial: bool) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
-    of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name), ``t_prog``
-    and its split ``t32`` (``split_times`` of ``t_prog``, kept so): every device, or with
-    ``partial`` those whose target changed. ``key``: the
+    of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and the
+    programming times' two words ``t32``: every device, or with ``partial`` those whose target
+    changed. ``key``: the
     write's ``normals.write_key`` (None when it draws no normals, ``kinds_of`` = 0); device
     d's normals are ``normals.counter_normals(key, (D, C, ci, out_p), kinds)`` at d,
     computed in the pass (no normals array is drawn or stored)."""
@@ -305,11 +302,10 @@ def program_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Ten
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(t if changed is None else torch.where(changed, t, buf))
-    _stamp(t_prog, t32, now, changed)
+    _stamp(t32, now, changed)
 
 
-def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tensor],
-               delta: Tensor, xi_pulse: Tensor,
+def pulse_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], delta: Tensor, xi_pulse: Tensor,
                dev: dict[str, Tensor], max_pulses: float, ctoc: float, soft_bounds: bool,
                key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
                c: Tensor, poly: Tensor, s: Structure) -> None:
@@ -320,7 +316,7 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tenso
     soft-bound factor, clipped to the device's bounds (``physics.pulsed_update``); the devices
     whose weight and conductance change are re-programmed without programming noise
     (``program_devices``; the drift normals computed in the pass from ``key`` as in
-    ``program_into``) and restart their drift clock (``t_prog`` and its split ``t32``)."""
+    ``program_into``) and restart their drift clock (the time's two words ``t32``)."""
     g_now, _ = drifted(bufs["g_prog"], bufs["nu"], ages(*t32, now), c, s)
     w = g_now[0] - g_now[1] if s.differential else g_now[0] * 2 - 1
     w_new = physics.pulse_step(w, delta, dev, xi_pulse, max_pulses, ctoc, soft_bounds)
@@ -331,7 +327,7 @@ def pulse_into(bufs: dict[str, Tensor], t_prog: Tensor, t32: tuple[Tensor, Tenso
     for name, t in new.items():
         buf = bufs[name]
         buf.copy_(torch.where(changed, t, buf))
-    _stamp(t_prog, t32, now, changed)
+    _stamp(t32, now, changed)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -436,7 +432,7 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 # ------------------------------------------------------------------------------ compiling
 #: The plain functions that ``kernel`` compiles, by name.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "read_fields": read_fields, "split_times": split_times, "program_into": program_into,
+    "read_fields": read_fields, "program_into": program_into,
     "pulse_into": pulse_into, "dac_codes": dac_codes, "read_out": read_out,
     "int8_digits": int8_digits}
 
@@ -507,7 +503,7 @@ def pays() -> bool:
     def compiled() -> None:
         s = dev["fused"]
         st.program_fused(s, w, ones, now, gen, True, False, fz)
-        k(s.g_prog, s.nu, s.q2, *s.prog_times32(), now + 1.0, fz.c, fz.structure, True)
+        k(s.g_prog, s.nu, s.q2, *s.prog_times(), now + 1.0, fz.c, fz.structure, True)
 
     def steps() -> None:  # the tile's unfused write and read model
         s = dev["steps"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -25,8 +26,10 @@ class DeviceState(nn.Module):
     g_prog:   what that programming realised (programming noise, faults), at ``t_prog``.
     nu:       drift exponent drawn at that programming (zeros without drift).
     q2:       Q_s(g_prog)² of the 1/f read noise (zeros without relative read noise).
-    t_prog:   device time of the device's last programming, s, float64 (its float32 split
-              for the compiled read model, ``prog_times32``, is derived, not saved).
+    t_prog_hi, t_prog_lo: device time of the device's last programming, s, as two float32
+              words (``fused.split_times``): t_prog = t_prog_hi + t_prog_lo to ~2⁻⁴⁸ relative
+              (0.1 ns at a year). Half the bytes of a float64 per device, and what the compiled
+              read model takes as it is (``fused.ages``); ``t_prog`` is their float64 sum.
     stuck_low, stuck_high: fault masks (bool), fixed when the tile is made.
     scale:    (C, 1, out_p) weight units per normalized unit of each tile (or column).
     pulsed:   (C, ci, out_p) per-weight constants of a pulsed device (dw_up, dw_down, w_min,
@@ -40,7 +43,8 @@ class DeviceState(nn.Module):
         shape = (n_dev, *grid.shape)
         for name in ("g_target", "g_prog", "nu", "q2"):
             self.register_buffer(name, torch.zeros(shape, device=device))
-        self.register_buffer("t_prog", torch.zeros(shape, device=device, dtype=torch.float64))
+        for name in ("t_prog_hi", "t_prog_lo"):
+            self.register_buffer(name, torch.zeros(shape, device=device))
         self.register_buffer("scale", torch.ones(grid.n_col, 1, grid.out_padded, device=device))
         # Faults: drawn once for each device of a pair (always, so that the generator's stream
         # does not depend on the fault fractions).
@@ -49,8 +53,6 @@ class DeviceState(nn.Module):
         self.has_faults = f.stuck_at_min_fraction > 0 or f.stuck_at_max_fraction > 0
         self.register_buffer("stuck_low", torch.stack([lo for lo, _ in masks]))
         self.register_buffer("stuck_high", torch.stack([hi for _, hi in masks]))
-        self._t32: tuple[Tensor, Tensor] | None = None  # ``prog_times32``, and its key
-        self._t32_key: tuple[int, int] | None = None
         self.has_pulsed = isinstance(profile.update, PulsedUpdate)
         if self.has_pulsed:
             dev = physics.sample_pulsed_devices(grid.shape, profile.update,  # type: ignore[arg-type]
@@ -58,27 +60,34 @@ class DeviceState(nn.Module):
             for name, t in dev.items():
                 self.register_buffer(f"pulsed_{name}", t)
 
-    def prog_times32(self, split: Callable[[Tensor], tuple[Tensor, Tensor]] = fused.split_times
-                     ) -> tuple[Tensor, Tensor]:
-        """``t_prog`` as two float32 words (``fused.split_times``, or ``split``: its compiled
-        form) for the compiled read model (``fused.ages``). Made again only after ``t_prog``
-        changed (its version counter, which in-place writes and compiled writes advance, or a
-        new tensor), and at every call for an inference tensor (which keeps no counter)."""
-        key = self._t_prog_key()
-        if key is None or key != self._t32_key or self._t32 is None:
-            self._t32 = split(self.t_prog)
-            self._t32_key = key
-        return self._t32
+    @property
+    def t_prog(self) -> Tensor:
+        """Device time of each device's last programming, s, float64 (D, C, ci, out_p): the
+        sum of its two float32 words (a new tensor; write through ``stamp``)."""
+        return self.t_prog_hi.double() + self.t_prog_lo.double()
 
-    def times32_follow(self) -> None:
-        """After a write that updated ``t_prog`` and the split from ``prog_times32`` together
-        (``fused.program_into``, ``fused.pulse_into``): the split stays the current one."""
-        self._t32_key = self._t_prog_key()
+    def prog_times(self) -> tuple[Tensor, Tensor]:
+        """The programming times' two float32 words (t_prog_hi, t_prog_lo), the buffers."""
+        return self.t_prog_hi, self.t_prog_lo
 
-    def _t_prog_key(self) -> tuple[int, int] | None:
-        """Which ``t_prog`` this is (storage, version counter); None for an inference tensor."""
-        t = self.t_prog
-        return None if t.is_inference() else (t.data_ptr(), t._version)
+    def stamp(self, now_s: float, changed: Tensor | None) -> None:
+        """Programming time ``now_s`` (s) for every device, or where ``changed`` (bool)."""
+        hi, lo = split_seconds(now_s)
+        for t, v in ((self.t_prog_hi, hi), (self.t_prog_lo, lo)):
+            if changed is None:
+                t.fill_(v)
+            else:
+                t.masked_fill_(changed, v)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Tensor], prefix: str,
+                              *args: object, **kwargs: object) -> None:
+        """Also loads a state saved with float64 programming times (one ``t_prog`` buffer),
+        split into the two words."""
+        old = prefix + "t_prog"
+        if old in state_dict and prefix + "t_prog_hi" not in state_dict:
+            hi, lo = fused.split_times(state_dict.pop(old).double())
+            state_dict[prefix + "t_prog_hi"], state_dict[prefix + "t_prog_lo"] = hi, lo
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
 
     def pulsed(self) -> dict[str, Tensor]:
         """The pulsed device's constants as ``physics.pulsed_update`` takes them."""
@@ -87,6 +96,13 @@ class DeviceState(nn.Module):
     def weight_n(self, g: Tensor, differential: bool) -> Tensor:
         """Normalized weights (C, ci, out_p) of stacked relative conductances g (D, …)."""
         return g[0] - g[1] if differential else g[0] * 2 - 1
+
+
+def split_seconds(t_s: float) -> tuple[float, float]:
+    """A time (s) as two float32 words, nearest float32 and the rest rounded to float32, as
+    Python floats (``fused.split_times`` of a number)."""
+    hi = float(np.float32(t_s))
+    return hi, float(np.float32(t_s - hi))
 
 
 def targets(w_n: Tensor, profile: DeviceProfile) -> Tensor:
@@ -135,15 +151,13 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
     rn = p.read_noise
     if rn.q_coeff > 0 and rn.q_max > 0:
         new["q2"] = physics.q_s(g, rn).square_()
-    if changed is None:
-        for name, t in new.items():
-            getattr(state, name).copy_(t)
-        state.t_prog.fill_(now_s)
-        return
     for name, t in new.items():
         buf = getattr(state, name)
-        torch.where(changed, t, buf, out=buf)
-    state.t_prog.masked_fill_(changed, now_s)
+        if changed is None:
+            buf.copy_(t)
+        else:
+            torch.where(changed, t, buf, out=buf)
+    state.stamp(now_s, changed)
 
 
 def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
@@ -157,11 +171,9 @@ def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
     kinds = fused.kinds_of(fusion.structure, noisy)
     key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
-    t32 = state.prog_times32(fused.kernel("split_times", fusion.structure))
     kern = fused.kernel("program_into", fusion.structure)
-    kern(bufs, state.t_prog, t32, w, scale, key, state.stuck_low, state.stuck_high, now,
+    kern(bufs, state.prog_times(), w, scale, key, state.stuck_low, state.stuck_high, now,
          fusion.c, fusion.poly, fusion.structure, noisy, partial)
-    state.times32_follow()
 
 
 def pulse_fused(state: DeviceState, delta: Tensor, now: Tensor, cfg: PulsedUpdate,
@@ -177,19 +189,18 @@ def pulse_fused(state: DeviceState, delta: Tensor, now: Tensor, cfg: PulsedUpdat
     kinds = fused.kinds_of(fusion.structure, False)
     key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
-    t32 = state.prog_times32(fused.kernel("split_times", fusion.structure))
     fused.kernel("pulse_into", fusion.structure)(
-        bufs, state.t_prog, t32, delta, xi_pulse, state.pulsed(), float(cfg.max_pulses),
+        bufs, state.prog_times(), delta, xi_pulse, state.pulsed(), float(cfg.max_pulses),
         float(cfg.dw_min_ctoc), cfg.soft_bounds, key, state.stuck_low, state.stuck_high, now,
         fusion.c, fusion.poly, fusion.structure)
-    state.times32_follow()
 
 
 def conductances(state: DeviceState, now_s: float, profile: DeviceProfile
                  ) -> tuple[Tensor, Tensor]:
     """(g(t), dt): the drifted conductances G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν) and each
     device's seconds since its programming dt (float32), both (D, C, ci, out_p)."""
-    dt = (now_s - state.t_prog).clamp_min_(0).float()
+    hi, lo = state.prog_times()
+    dt = ((now_s - hi.double()) - lo.double()).clamp_min_(0).float()
     if not profile.drift.enabled:
         return state.g_prog, dt
     return physics.drift_factor(state.nu, dt, profile.drift.t0_s).mul_(state.g_prog), dt

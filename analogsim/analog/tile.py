@@ -240,8 +240,7 @@ class AnalogTile(nn.Module):
             fz = self._fusion
             kern = fused.kernel("read_fields", fz.structure)
             var_dtype = torch.bfloat16 if paths["bf16_variance"] else torch.float32
-            times = s.prog_times32(fused.kernel("split_times", fz.structure))
-            w, var = kern(s.g_prog, s.nu, s.q2, *times, now, fz.c, fz.structure,
+            w, var = kern(s.g_prog, s.nu, s.q2, *s.prog_times(), now, fz.c, fz.structure,
                           noise, var_dtype)
             return self._finish_read_model(w, var, paths, gain, digits)
         g, dt = st.conductances(s, now_s, p)
