@@ -491,9 +491,15 @@ def test_programming_times_are_two_float32_words_and_load_from_float64() -> None
     assert bool(((t.state.t_prog - now).abs() <= 2.0**-47 * now).all())
     saved = t.state.state_dict()
     old = {k: v for k, v in saved.items() if not k.startswith("t_prog_")}
-    old["t_prog"] = t.state.t_prog  # the float64 buffer of earlier versions
+    # the float64 buffer of earlier versions, with bits the two words do not hold
+    t64 = t.state.t_prog
+    t64 = t64 + torch.rand(t64.shape, generator=g, dtype=torch.float64) * 1e-9
+    old["t_prog"] = t64
     other.state.load_state_dict(old)
-    for b in ("t_prog_hi", "t_prog_lo", "g_prog", "nu"):
+    for word, want in zip(other.state.prog_times(), fused.split_times(t64)):
+        assert torch.equal(word, want)
+    assert bool(((other.state.t_prog - t64).abs() <= 2.0**-48 * t64).all())
+    for b in ("g_prog", "nu"):
         assert torch.equal(getattr(other.state, b), saved[b]), b
     other.state.load_state_dict(saved)
     assert all(torch.equal(v, saved[k]) for k, v in other.state.state_dict().items())

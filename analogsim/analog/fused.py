@@ -285,16 +285,16 @@ def _stamp(t32: tuple[Tensor, Tensor], now: Tensor, changed: Tensor | None) -> N
         t.copy_(v.expand_as(t) if changed is None else torch.where(changed, v, t))
 
 
-def program_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], w: Tensor, scale: Tensor, key: Tensor | None, stuck_low: Tensor,
-                 stuck_high: Tensor, now: Tensor, c: Tensor, poly: Tensor, s: Structure,
-                 noisy: bool, partial: bool) -> None:
+def program_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], w: Tensor,
+                 scale: Tensor, key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor,
+                 now: Tensor, c: Tensor, poly: Tensor, s: Structure, noisy: bool,
+                 partial: bool) -> None:
     """Program the devices towards the targets of the weights ``w`` (C, ci, out_p) in units
     of ``scale`` (C, 1, out_p), in place in the state buffers ``bufs`` (by name) and the
     programming times' two words ``t32``: every device, or with ``partial`` those whose target
-    changed. ``key``: the
-    write's ``normals.write_key`` (None when it draws no normals, ``kinds_of`` = 0); device
-    d's normals are ``normals.counter_normals(key, (D, C, ci, out_p), kinds)`` at d,
-    computed in the pass (no normals array is drawn or stored)."""
+    changed. ``key``: the write's ``normals.write_key`` (None when it draws no normals,
+    ``kinds_of`` = 0); device d's normals are ``normals.counter_normals(key, (D, C, ci,
+    out_p), kinds)`` at d, computed in the pass (no normals array is drawn or stored)."""
     target = targets(w / scale, c, s)
     new = program_devices(target, write_normals(key, target, s, noisy), stuck_low, stuck_high,
                           c, poly, s, noisy)
@@ -305,10 +305,10 @@ def program_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], w: Tensor,
     _stamp(t32, now, changed)
 
 
-def pulse_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], delta: Tensor, xi_pulse: Tensor,
-               dev: dict[str, Tensor], max_pulses: float, ctoc: float, soft_bounds: bool,
-               key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor, now: Tensor,
-               c: Tensor, poly: Tensor, s: Structure) -> None:
+def pulse_into(bufs: dict[str, Tensor], t32: tuple[Tensor, Tensor], delta: Tensor,
+               xi_pulse: Tensor, dev: dict[str, Tensor], max_pulses: float, ctoc: float,
+               soft_bounds: bool, key: Tensor | None, stuck_low: Tensor, stuck_high: Tensor,
+               now: Tensor, c: Tensor, poly: Tensor, s: Structure) -> None:
     """A pulsed update in place (``AnalogTile.apply_increment``'s step-by-step physics, one
     pass): the drifted conductances at ``now`` give the weights w (C, ci, out_p, normalized);
     the requested increment ``delta`` (normalized) becomes n = min(round(|Δ|/dw), max_pulses)

@@ -27,9 +27,10 @@ class DeviceState(nn.Module):
     nu:       drift exponent drawn at that programming (zeros without drift).
     q2:       Q_s(g_prog)² of the 1/f read noise (zeros without relative read noise).
     t_prog_hi, t_prog_lo: device time of the device's last programming, s, as two float32
-              words (``fused.split_times``): t_prog = t_prog_hi + t_prog_lo to ~2⁻⁴⁸ relative
-              (0.1 ns at a year). Half the bytes of a float64 per device, and what the compiled
-              read model takes as it is (``fused.ages``); ``t_prog`` is their float64 sum.
+              words (``fused.split_times``): t_prog = t_prog_hi + t_prog_lo to 2⁻⁴⁸ relative
+              (≤ 0.2 µs at a year). What the compiled read model takes as it is
+              (``fused.ages``), with no float64 copy beside it; ``t_prog`` is their float64
+              sum.
     stuck_low, stuck_high: fault masks (bool), fixed when the tile is made.
     scale:    (C, 1, out_p) weight units per normalized unit of each tile (or column).
     pulsed:   (C, ci, out_p) per-weight constants of a pulsed device (dw_up, dw_down, w_min,
@@ -125,8 +126,9 @@ def program(state: DeviceState, target: Tensor, now_s: float, profile: DevicePro
 
     Each programmed device gets G_prog = max(0, G + σ_prog(G)·ξ) (when ``noisy``), its fault
     if stuck, ν = |μ_ν(G) + σ_ν(G)·ξ'| from its target (as in the PCM model), Q_s(G_prog)² and
-    t_prog = ``now_s``. Normals: one draw of (programming, drift) × all devices, so the stream
-    does not depend on which devices change.
+    t_prog = ``now_s`` (as its two float32 words, ``DeviceState.stamp``). Normals: one draw of
+    (programming, drift) × all devices, so the stream does not depend on which devices
+    change.
     """
     p = profile
     prog = noisy and any(c != 0 for c in p.programming.sigma_poly_uS)
