@@ -45,9 +45,10 @@ class TileGrid:
         return torch.Size((self.n_col, self.ci, self.out_padded))
 
     def to_grid(self, w: Tensor) -> Tensor:
-        """(out, in) → (C, ci, out_p), zero padded."""
-        wp = torch.nn.functional.pad(w, (0, self.in_padded - self.in_features,
-                                          0, self.out_padded - self.out_features))
+        """(out, in) → (C, ci, out_p), zero padded; a view of ``w`` when no padding is needed
+        (read it, do not write into it)."""
+        pad = (0, self.in_padded - self.in_features, 0, self.out_padded - self.out_features)
+        wp = torch.nn.functional.pad(w, pad) if any(pad) else w
         return wp.t().reshape(self.n_col, self.ci, self.out_padded)
 
     def from_grid(self, g: Tensor) -> Tensor:
@@ -60,10 +61,11 @@ class TileGrid:
         return (a.reshape(self.n_col, self.ci, self.n_row, self.ro).permute(0, 2, 3, 1)
                 .reshape(self.n_col * self.n_row, self.ro, self.ci))
 
-    def tile_max(self, a: Tensor) -> Tensor:
-        """Max over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)."""
-        m = a.reshape(self.n_col, self.ci, self.n_row, self.ro).amax(dim=(1, 3))  # (C, R)
-        return self.expand(m)
+    def tile_absmax(self, a: Tensor) -> Tensor:
+        """Max |a| over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)
+        (as max(max a, −min a): two reductions, no |a| array)."""
+        t = a.reshape(self.n_col, self.ci, self.n_row, self.ro)
+        return self.expand(torch.maximum(t.amax(dim=(1, 3)), -t.amin(dim=(1, 3))))  # (C, R)
 
     def expand(self, m: Tensor) -> Tensor:
         """A value per crossbar (C, R) broadcast to its outputs, (C, 1, out_p)."""

@@ -105,6 +105,7 @@ class AnalogTile(nn.Module):
         real = torch.zeros(self.grid.out_padded, dtype=torch.bool, device=self.device)
         real[: out_features] = True  # outputs that exist (the rest is padding)
         self.register_buffer("_real_out", real, persistent=False)
+        self.register_buffer("_ref_codes", self._reference_codes(), persistent=False)
         self._version = 0
         self._cache_key: tuple[int, float, str] | None = None
         self._cache: ReadModel | None = None
@@ -159,9 +160,10 @@ class AnalogTile(nn.Module):
         first = self._version == 0
         s = self.state
         if self.profile.mapping.scale == "tile":
-            scale = self.grid.tile_max(w.abs()).clamp_min(1e-12)
-        else:
-            scale = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+            scale = self.grid.tile_absmax(w).clamp_min(1e-12)
+        else:  # max |w| per column as max(max w, −min w): no |w| array
+            scale = torch.maximum(w.amax(dim=1, keepdim=True),
+                                  -w.amin(dim=1, keepdim=True)).clamp_min(1e-12)
         if s.has_pulsed:
             if first:
                 s.scale.copy_(scale / self.profile.update.init_fill)  # type: ignore[union-attr]
@@ -287,7 +289,7 @@ class AnalogTile(nn.Module):
         One input row: the float32 product of the mean weights whatever the numerics (an
         int8 product of one row costs as much as of a thousand on a CPU; the write's
         reference read has no digits either)."""
-        u = self._reference_codes()
+        u = self._ref_codes
         noise = periphery.read_noise(u, m.var, m.out_var, self.grid.out_padded, self._normals)
         y = torch.bmm(u, m.w) if noise is None else torch.baddbmm(noise, u, m.w)
         return self._reference_magnitude(y)
@@ -300,7 +302,8 @@ class AnalogTile(nn.Module):
         return self._now.fill_(now_s)
 
     def _reference_codes(self) -> Tensor:
-        """DAC codes (C, 1, ci) of the all-ones reference input (zeros on padding rows)."""
+        """DAC codes (C, 1, ci) of the all-ones reference input (zeros on padding rows); made
+        once, kept as the buffer ``_ref_codes``."""
         gr = self.grid
         x = torch.zeros(gr.in_padded, device=self.device)
         x[: gr.in_features] = 1.0
