@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -72,9 +71,10 @@ class DeviceState(nn.Module):
         return self.t_prog_hi, self.t_prog_lo
 
     def stamp(self, now_s: float, changed: Tensor | None) -> None:
-        """Programming time ``now_s`` (s) for every device, or where ``changed`` (bool)."""
-        hi, lo = split_seconds(now_s)
-        for t, v in ((self.t_prog_hi, hi), (self.t_prog_lo, lo)):
+        """Programming time ``now_s`` (s) for every device, or where ``changed`` (bool), as
+        ``fused.split_times`` splits it."""
+        words = fused.split_times(torch.tensor(now_s, dtype=torch.float64))
+        for t, v in zip(self.prog_times(), words):
             if changed is None:
                 t.fill_(v)
             else:
@@ -97,13 +97,6 @@ class DeviceState(nn.Module):
     def weight_n(self, g: Tensor, differential: bool) -> Tensor:
         """Normalized weights (C, ci, out_p) of stacked relative conductances g (D, …)."""
         return g[0] - g[1] if differential else g[0] * 2 - 1
-
-
-def split_seconds(t_s: float) -> tuple[float, float]:
-    """A time (s) as two float32 words, nearest float32 and the rest rounded to float32, as
-    Python floats (``fused.split_times`` of a number)."""
-    hi = float(np.float32(t_s))
-    return hi, float(np.float32(t_s - hi))
 
 
 def targets(w_n: Tensor, profile: DeviceProfile) -> Tensor:
