@@ -11,8 +11,9 @@
   * bfloat16 read-noise variance matmul (x²) @ v with float32 accumulation: x², v rounded to
     8 significant bits, σ of an output off by well under 1 %;
   * compiled device math (``fused``): the read model (which the drift compensation's
-    reference reads use too), the write and the pulsed update as single compiled passes; the write's normals come from a counter-based hash inside the
-    pass (``normals.counter_normals``), other draws of the same law than the exact write's;
+    reference reads use too), the write and the pulsed update as single compiled passes;
+    the write's normals come from a counter-based hash inside the pass
+    (``normals.counter_normals``), other draws of the same law than the exact write's;
   * compiled read (``fused_read``): a forward read's DAC before its two matmuls and its
     noise, ADC, rescale and sum over input tiles after them as two compiled passes
     (``fused.dac_codes``, ``fused.read_out``), the noise from a per-read key

@@ -194,8 +194,7 @@ def conductances(state: DeviceState, now_s: float, profile: DeviceProfile
                  ) -> tuple[Tensor, Tensor]:
     """(g(t), dt): the drifted conductances G(t)/g_max = g_prog·((dt + t0)/t0)^(−ν) and each
     device's seconds since its programming dt (float32), both (D, C, ci, out_p)."""
-    hi, lo = state.prog_times()
-    dt = ((now_s - hi.double()) - lo.double()).clamp_min_(0).float()
+    dt = (now_s - state.t_prog).clamp_min_(0).float()
     if not profile.drift.enabled:
         return state.g_prog, dt
     return physics.drift_factor(state.nu, dt, profile.drift.t0_s).mul_(state.g_prog), dt
