@@ -89,6 +89,17 @@ def test_counter_normals_are_a_function_of_key_and_index_only() -> None:
     assert a0.dtype == torch.float32 and a0.shape == (6, 35)
 
 
+def test_counter_normals_at_given_indices_are_those_elements_of_the_whole_draw() -> None:
+    """``index`` draws a subset of a larger draw: element k gets the numbers of flat index
+    ``index[k]`` (the pair write's devices, ``fused.program_pairs_into``), in any shape."""
+    key = normals.write_key(torch.Generator().manual_seed(5))
+    whole = normals.counter_normals(key, (4, 300), 2)
+    index = torch.randperm(1200, generator=torch.Generator().manual_seed(6))[:210]
+    part = normals.counter_normals(key, (7, 30), 2, index.to(torch.int32).view(7, 30))
+    for w, z in zip(whole, part):
+        assert torch.equal(w.reshape(-1)[index].view(7, 30), z)
+
+
 def test_the_hash_is_the_32_bit_pcg_hash() -> None:
     """``_pcg`` on int32 bit patterns is the 32-bit PCG-RXS-M-XS hash computed with unsigned
     32-bit arithmetic (Python integers, reduced mod 2³² after each product)."""

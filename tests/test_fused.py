@@ -24,6 +24,8 @@ from one_thread import run_on_one_thread
 import analogsim
 from analogsim.analog import fused, normals, periphery
 from analogsim.analog import numerics as num
+from analogsim.analog import state as st
+from analogsim.analog.grid import TileGrid
 from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
 
@@ -503,6 +505,63 @@ def test_programming_times_are_two_float32_words_and_load_from_float64() -> None
         assert torch.equal(getattr(other.state, b), saved[b]), b
     other.state.load_state_dict(saved)
     assert all(torch.equal(v, saved[k]) for k, v in other.state.state_dict().items())
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
+@pytest.mark.parametrize("name", ["pcm", "pcm_faults_levels"])
+def test_pair_write_realises_what_the_device_write_realises(
+        name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partial write of differential pairs on the CPU (one device per pair, then G− of the
+    pairs whose weight changed sign: ``fused.program_pairs_into``, ``fused.program_second``)
+    leaves, device for device, the state of ``fused.program_into`` (every device computed;
+    the GPU's path) given the same key: the same devices written, with the same targets and
+    times, values within the compiled tolerance (each path rounds on its own)."""
+    if compiled and not fused.compiled_ok():
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
+    if not compiled:
+        monkeypatch.setattr(fused, "kernel", lambda n, s: fused.FUNCTIONS[n])
+    p = load_profile("pcm")
+    if name == "pcm_faults_levels":
+        d = p.model_dump()
+        d["faults"] = {"stuck_at_min_fraction": 0.03, "stuck_at_max_fraction": 0.02}
+        d["mapping"]["levels"] = 200
+        p = analogsim.DeviceProfile.model_validate(d)
+    grid = TileGrid.for_matrix(OUT, IN, 512, 512)
+    states = [st.DeviceState(grid, p, torch.Generator().manual_seed(4), torch.device("cpu"))
+              for _ in range(2)]
+    fz = fused.Fusion.of(p, 1.0, states[0].has_faults, torch.device("cpu"))
+    g = torch.Generator().manual_seed(8)
+    w = torch.randn(grid.shape, generator=g)
+    scale = w.abs().amax(1, keepdim=True)
+    gens = [torch.Generator().manual_seed(11) for _ in range(2)]
+    for s, gen in zip(states, gens):
+        st.program_fused(s, w, scale, torch.tensor(10.0, dtype=torch.float64), gen, True,
+                         False, fz)
+    w2 = w.clone()
+    w2[:, :200] += 0.05 * torch.randn(w2[:, :200].shape, generator=g)  # G+ or G− changes
+    w2[:, 200:260] *= -1  # sign flips: both devices change
+    now = torch.tensor(3610.0, dtype=torch.float64)
+    s_pair, s_dev = states
+    st.program_fused(s_pair, w2, scale, now, gens[0], True, True, fz)  # the pair path (CPU)
+    bufs = {n: getattr(s_dev, n) for n in ("g_target", "g_prog", "nu", "q2")}
+    fused.kernel("program_into", fz.structure)(
+        bufs, s_dev.prog_times(), w2, scale, normals.write_key(gens[1]), s_dev.stuck_low,
+        s_dev.stuck_high, now, fz.c, fz.poly, fz.structure, True, True)
+    written = s_dev.t_prog_hi != fused.split_times(torch.tensor(10.0, dtype=torch.float64))[0]
+    assert 0.2 < float(written.float().mean()) < 0.6  # part of the devices, both kinds
+    assert bool((written[0] & written[1]).any())
+    for b in ("g_target", "t_prog_hi", "t_prog_lo"):
+        assert torch.equal(getattr(s_pair, b), getattr(s_dev, b)), b
+    # plain: the same arithmetic element by element; compiled: each kernel's own roundings,
+    # with the floors of test_fused_math_is_the_step_by_step_math for the sums that cancel
+    floors = {"g_prog": s_dev.g_target.double(), "nu": float(s_dev.nu.abs().max()), "q2": 0.0}
+    for b, floor in floors.items():
+        a, d = getattr(s_pair, b), getattr(s_dev, b)
+        if not compiled:
+            assert torch.equal(a, d), b
+        else:
+            a, d = a.double(), d.double()
+            assert bool(((a - d).abs() <= ULPS16 * (d.abs() + floor)).all()), b
 
 
 @pytest.mark.parametrize("pulsed", [False, True], ids=["program", "pulse"])

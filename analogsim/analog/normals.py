@@ -123,20 +123,23 @@ def write_key(generator: torch.Generator) -> Tensor:
                          device=generator.device)
 
 
-def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int
-                    ) -> tuple[Tensor, ...]:
+def counter_normals(key: Tensor, shape: tuple[int, ...] | torch.Size, kinds: int,
+                    index: Tensor | None = None) -> tuple[Tensor, ...]:
     """``kinds`` (1 or 2) independent float32 N(0, 1) arrays of ``shape``, a pure function of
     ``key`` (``write_key``) and each element's flat index (< 2³¹ elements: counters 2i and
-    2i + 1 stay below 2³²).
+    2i + 1 stay below 2³²). ``index``: int32 indices of ``shape`` to draw at instead (element
+    k takes the normals of flat index ``index[k]``: a subset of a larger draw).
 
     Uniforms have 24 bits, so |z| ≤ √(2 ln 2²⁵) ≈ 5.9, as ``torch.randn``'s float32 draws. The
     counter is XORed with key word 0 before the first round, so two keys with the same word 1
     whose words 0 differ in low bits give the same numbers to other elements; write keys are
     64 random bits, so two writes share word 1 with probability 2⁻³²."""
-    n = math.prod(shape)
-    # a constant message: a closure over ``n`` would break a compiled graph in two
-    torch._check(n < COUNTER_LIMIT, lambda: "counter_normals: at most 2**31 - 1 elements")
-    i2 = (torch.arange(n, dtype=torch.int32, device=key.device) * 2).view(shape)  # wraps
+    if index is None:
+        n = math.prod(shape)
+        # a constant message: a closure over ``n`` would break a compiled graph in two
+        torch._check(n < COUNTER_LIMIT, lambda: "counter_normals: at most 2**31 - 1 elements")
+        index = torch.arange(n, dtype=torch.int32, device=key.device).view(shape)
+    i2 = index * 2  # wraps
     k0, k1 = _as_int32(key[0]), _as_int32(key[1])
     a = _pcg(_pcg(i2 ^ k0) ^ k1)
     b = _pcg(_pcg((i2 + 1) ^ k0) ^ k1)

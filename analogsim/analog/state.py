@@ -162,10 +162,26 @@ def program_fused(state: DeviceState, w: Tensor, scale: Tensor, now: Tensor,
     out_p) at device time ``now`` (0-d float64 tensor on the state's device, s) in one compiled
     pass (``fused.program_into``): the same physics, with the normals computed in the pass
     from a key drawn from ``generator`` (``normals.counter_normals``) instead of drawn before
-    it. ``partial``: only the devices whose target changed; else all."""
+    it. ``partial``: only the devices whose target changed; else all.
+
+    A partial write of differential pairs on the CPU computes one device per pair
+    (``fused.program_pairs_into``; half the devices' arithmetic, the same physics and normals)
+    and then G− of the pairs whose weight changed sign (``fused.program_second``): finding
+    those pairs (``nonzero``) would wait on a GPU, so there every device is computed."""
     kinds = fused.kinds_of(fusion.structure, noisy)
     key = normals.write_key(generator) if kinds else None
     bufs = {n: getattr(state, n) for n in ("g_target", "g_prog", "nu", "q2")}
+    if partial and fusion.structure.differential and w.device.type == "cpu":
+        more = {**bufs, "t_prog_hi": state.t_prog_hi, "t_prog_lo": state.t_prog_lo,
+                "stuck_low": state.stuck_low, "stuck_high": state.stuck_high}
+        halves = ({n: t[0] for n, t in more.items()}, {n: t[1] for n, t in more.items()})
+        both = fused.kernel("program_pairs_into", fusion.structure)(
+            halves, w, scale, key, now, fusion.c, fusion.poly, fusion.structure, noisy)
+        pairs = both.reshape(-1).nonzero().squeeze(1)
+        if pairs.numel():
+            fused.program_second(halves[1], pairs, w, scale, key, now, fusion.c, fusion.poly,
+                                 fusion.structure, noisy)
+        return
     kern = fused.kernel("program_into", fusion.structure)
     kern(bufs, state.prog_times(), w, scale, key, state.stuck_low, state.stuck_high, now,
          fusion.c, fusion.poly, fusion.structure, noisy, partial)
