@@ -341,12 +341,9 @@ def program_pairs_into(halves: tuple[dict[str, Tensor], dict[str, Tensor]], w: T
     torch._check(2 * n < normals.COUNTER_LIMIT, lambda: "program_pairs_into: too many devices")
     index = (torch.arange(n, dtype=torch.int32, device=w.device).view(target.shape)
              + only1.to(torch.int32) * n)
-    kinds = kinds_of(s, noisy)
-    xi = normals.counter_normals(key, target.shape, kinds, index) \
-        if kinds and key is not None else None
-    new = program_devices(target, xi, torch.where(only1, h1["stuck_low"], h0["stuck_low"]),
-                          torch.where(only1, h1["stuck_high"], h0["stuck_high"]), c, poly, s,
-                          noisy)
+    new = programmed_at(target, index, key, torch.where(only1, h1["stuck_low"], h0["stuck_low"]),
+                        torch.where(only1, h1["stuck_high"], h0["stuck_high"]), c, poly, s,
+                        noisy)
     hi, lo = split_times(now)
     new["t_prog_hi"], new["t_prog_lo"] = hi.expand_as(target), lo.expand_as(target)
     for name, v in new.items():
@@ -356,24 +353,44 @@ def program_pairs_into(halves: tuple[dict[str, Tensor], dict[str, Tensor]], w: T
     return (ch0 & ch1).to(torch.int32)
 
 
+def programmed_at(target: Tensor, index: Tensor, key: Tensor | None, stuck_low: Tensor,
+                  stuck_high: Tensor, c: Tensor, poly: Tensor, s: Structure, noisy: bool
+                  ) -> dict[str, Tensor]:
+    """``program_devices`` of devices at flat indices ``index`` (int32, like ``target``) of
+    a write's device array: their normals are ``normals.counter_normals`` at those indices
+    of the write's ``key``."""
+    kinds = kinds_of(s, noisy)
+    xi = normals.counter_normals(key, target.shape, kinds, index) \
+        if kinds and key is not None else None
+    return program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
+
+
+def second_devices(pairs: Tensor, w: Tensor, scale: Tensor, key: Tensor | None,
+                   stuck_low: Tensor, stuck_high: Tensor, c: Tensor, poly: Tensor,
+                   s: Structure, noisy: bool) -> dict[str, Tensor]:
+    """What programming G− of the ``pairs`` (flat int64 indices into (C, ci, out_p))
+    realises, as ``program_into`` computes it: (K,) values by name (``program_devices``).
+    ``stuck_low``, ``stuck_high``: G−'s fault masks, flat."""
+    _, ci, o = w.shape
+    col, row, out = pairs // (ci * o), pairs // o % ci, pairs % o
+    _, t1 = pair_targets(w[col, row, out] / scale[col, 0, out], c, s)
+    return programmed_at(t1, (pairs + w.numel()).to(torch.int32), key, stuck_low[pairs],
+                         stuck_high[pairs], c, poly, s, noisy)
+
+
 def program_second(half: dict[str, Tensor], pairs: Tensor, w: Tensor, scale: Tensor,
                    key: Tensor | None, now: Tensor, c: Tensor, poly: Tensor, s: Structure,
                    noisy: bool) -> None:
     """Program G− of the ``pairs`` (flat int64 indices into (C, ci, out_p)) that
     ``program_pairs_into`` left to it, as ``program_into`` programs them: ``half`` the
-    buffers of G− by name, as there. Plain torch on a few devices (gathered, then put back)."""
-    n = w.numel()
-    _, ci, o = w.shape
-    col, row, out = pairs // (ci * o), pairs // o % ci, pairs % o
-    _, t1 = pair_targets(w[col, row, out] / scale[col, 0, out], c, s)
-    kinds = kinds_of(s, noisy)
-    xi = normals.counter_normals(key, t1.shape, kinds, (pairs + n).to(torch.int32)) \
-        if kinds and key is not None else None
+    buffers of G− by name, as there. The few devices' values are computed by the compiled
+    ``second_devices`` (0.5–0.9 ms per layer's ~250 devices as plain torch) and put back
+    by plain torch (compiled, the put-back copied whole buffers)."""
     flat = {name: t.view(-1) for name, t in half.items()}
-    new = program_devices(t1, xi, flat["stuck_low"][pairs], flat["stuck_high"][pairs], c, poly,
-                          s, noisy)
+    new = kernel("second_devices", s)(pairs, w, scale, key, flat["stuck_low"],
+                                      flat["stuck_high"], c, poly, s, noisy)
     hi, lo = split_times(now)
-    new["t_prog_hi"], new["t_prog_lo"] = hi.expand_as(t1), lo.expand_as(t1)
+    new["t_prog_hi"], new["t_prog_lo"] = hi, lo
     for name, v in new.items():
         flat[name][pairs] = v
 
@@ -506,7 +523,8 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 #: The plain functions that ``kernel`` compiles, by name.
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "read_fields": read_fields, "program_into": program_into,
-    "program_pairs_into": program_pairs_into, "pulse_into": pulse_into, "dac_codes": dac_codes,
+    "program_pairs_into": program_pairs_into, "second_devices": second_devices,
+    "pulse_into": pulse_into, "dac_codes": dac_codes,
     "read_out": read_out, "int8_digits": int8_digits}
 
 
