@@ -16,6 +16,7 @@ compiled write computes its normals from the same key as the step-by-step write 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -511,15 +512,28 @@ def test_programming_times_are_two_float32_words_and_load_from_float64() -> None
 @pytest.mark.parametrize("name", ["pcm", "pcm_faults_levels"])
 def test_pair_write_realises_what_the_device_write_realises(
         name: str, compiled: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A partial write of differential pairs on the CPU (one device per pair, then G− of the
-    pairs whose weight changed sign: ``fused.program_pairs_into``, ``fused.program_second``)
-    leaves, device for device, the state of ``fused.program_into`` (every device computed;
-    the GPU's path) given the same key: the same devices written, with the same targets and
-    times, values within the compiled tolerance (each path rounds on its own)."""
+    """Partial writes of differential pairs on the CPU (one device per pair, then G− of the
+    pairs whose weight changed sign: ``fused.program_pairs_into``, ``fused.second_devices``)
+    leave, device for device, the state of ``fused.program_into`` (every device computed;
+    the GPU's path) given the same keys: the same devices written, with the same targets and
+    time words, values bit for bit as plain torch and, compiled, within the tolerance of
+    ``test_fused_math_is_the_step_by_step_math`` (16 ulps, its floors for sums that cancel).
+    A noisy write, then an ideal one (no normals), on the transposed weight view the tile
+    hands over (``TileGrid.to_grid``), at times a float32 cannot hold. Faults are only in
+    the second profile (pcm has none): it catches a pair taking the other device's masks."""
     if compiled and not fused.compiled_ok():
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    if not compiled:
-        monkeypatch.setattr(fused, "kernel", lambda n, s: fused.FUNCTIONS[n])
+    kernels: list[str] = []
+    compile_kernel = fused.kernel
+
+    def pick(n: str, s: fused.Structure) -> Callable[..., object]:
+        return compile_kernel(n, s) if compiled else fused.FUNCTIONS[n]
+
+    def spy(n: str, s: fused.Structure) -> Callable[..., object]:
+        kernels.append(n)
+        return pick(n, s)
+
+    monkeypatch.setattr(fused, "kernel", spy)
     p = load_profile("pcm")
     if name == "pcm_faults_levels":
         d = p.model_dump()
@@ -531,37 +545,46 @@ def test_pair_write_realises_what_the_device_write_realises(
               for _ in range(2)]
     fz = fused.Fusion.of(p, 1.0, states[0].has_faults, torch.device("cpu"))
     g = torch.Generator().manual_seed(8)
-    w = torch.randn(grid.shape, generator=g)
-    scale = w.abs().amax(1, keepdim=True)
+    weight = torch.randn(OUT, IN, generator=g)
+    w = grid.to_grid(weight)  # the tile's strided view (zeros where the grid pads)
+    scale = w.abs().amax(1, keepdim=True).clamp_min(1e-12)
     gens = [torch.Generator().manual_seed(11) for _ in range(2)]
+    t_first = torch.tensor(10.37, dtype=torch.float64)
     for s, gen in zip(states, gens):
-        st.program_fused(s, w, scale, torch.tensor(10.0, dtype=torch.float64), gen, True,
-                         False, fz)
-    w2 = w.clone()
-    w2[:, :200] += 0.05 * torch.randn(w2[:, :200].shape, generator=g)  # G+ or G− changes
-    w2[:, 200:260] *= -1  # sign flips: both devices change
-    now = torch.tensor(3610.0, dtype=torch.float64)
+        st.program_fused(s, w, scale, t_first, gen, True, False, fz)
     s_pair, s_dev = states
-    st.program_fused(s_pair, w2, scale, now, gens[0], True, True, fz)  # the pair path (CPU)
-    bufs = {n: getattr(s_dev, n) for n in ("g_target", "g_prog", "nu", "q2")}
-    fused.kernel("program_into", fz.structure)(
-        bufs, s_dev.prog_times(), w2, scale, normals.write_key(gens[1]), s_dev.stuck_low,
-        s_dev.stuck_high, now, fz.c, fz.poly, fz.structure, True, True)
-    written = s_dev.t_prog_hi != fused.split_times(torch.tensor(10.0, dtype=torch.float64))[0]
-    assert 0.2 < float(written.float().mean()) < 0.6  # part of the devices, both kinds
-    assert bool((written[0] & written[1]).any())
-    for b in ("g_target", "t_prog_hi", "t_prog_lo"):
-        assert torch.equal(getattr(s_pair, b), getattr(s_dev, b)), b
-    # plain: the same arithmetic element by element; compiled: each kernel's own roundings,
-    # with the floors of test_fused_math_is_the_step_by_step_math for the sums that cancel
-    floors = {"g_prog": s_dev.g_target.double(), "nu": float(s_dev.nu.abs().max()), "q2": 0.0}
-    for b, floor in floors.items():
-        a, d = getattr(s_pair, b), getattr(s_dev, b)
-        if not compiled:
-            assert torch.equal(a, d), b
-        else:
-            a, d = a.double(), d.double()
-            assert bool(((a - d).abs() <= ULPS16 * (d.abs() + floor)).all()), b
+    for k, (t, noisy) in enumerate(((3610.123, True), (7300.456, False))):
+        weight = weight.clone()
+        weight[:, :200] += 0.05 * torch.randn(OUT, 200, generator=g)  # G+ or G− changes
+        weight[:, 200 + 60 * k: 260 + 60 * k] *= -1  # sign flips: both devices change
+        w = grid.to_grid(weight)
+        before = s_dev.t_prog_hi.clone(), s_dev.t_prog_lo.clone()
+        now = torch.tensor(t, dtype=torch.float64)
+        kernels.clear()
+        st.program_fused(s_pair, w, scale, now, gens[0], noisy, True, fz)  # the pair path
+        assert kernels == ["program_pairs_into", "second_devices"], kernels
+        key = normals.write_key(gens[1]) if fused.kinds_of(fz.structure, noisy) else None
+        bufs = {n: getattr(s_dev, n) for n in ("g_target", "g_prog", "nu", "q2")}
+        pick("program_into", fz.structure)(
+            bufs, s_dev.prog_times(), w, scale, key, s_dev.stuck_low, s_dev.stuck_high, now,
+            fz.c, fz.poly, fz.structure, noisy, True)
+        written = (s_dev.t_prog_hi != before[0]) | (s_dev.t_prog_lo != before[1])
+        assert 0.1 < float(written.float().mean()) < 0.6, k  # part of the devices
+        assert bool((written[0] & written[1]).any()), k  # pairs with both devices written
+        assert bool((s_dev.t_prog_lo[written] != 0).all()), k  # the low word carries bits
+        for b in ("g_target", "t_prog_hi", "t_prog_lo"):
+            assert torch.equal(getattr(s_pair, b), getattr(s_dev, b)), (k, b)
+        # compiled: each kernel's own roundings, with the floors of
+        # test_fused_math_is_the_step_by_step_math for the sums that cancel
+        floors = {"g_prog": s_dev.g_target.double(), "nu": float(s_dev.nu.abs().max()),
+                  "q2": 0.0}
+        for b, floor in floors.items():
+            a, d = getattr(s_pair, b), getattr(s_dev, b)
+            if not compiled:
+                assert torch.equal(a, d), (k, b)
+            else:
+                a, d = a.double(), d.double()
+                assert bool(((a - d).abs() <= ULPS16 * (d.abs() + floor)).all()), (k, b)
 
 
 @pytest.mark.parametrize("pulsed", [False, True], ids=["program", "pulse"])

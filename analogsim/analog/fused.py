@@ -337,10 +337,12 @@ def program_pairs_into(halves: tuple[dict[str, Tensor], dict[str, Tensor]], w: T
     ch0, ch1 = t0 != h0["g_target"], t1 != h1["g_target"]
     only1 = ch1 & ~ch0  # G− is the pair's one changed device
     target = torch.where(only1, t1, t0)
-    n = target.numel()
-    torch._check(2 * n < normals.COUNTER_LIMIT, lambda: "program_pairs_into: too many devices")
-    index = (torch.arange(n, dtype=torch.int32, device=w.device).view(target.shape)
-             + only1.to(torch.int32) * n)
+    index = target  # unused without normals (``programmed_at``)
+    if kinds_of(s, noisy) and key is not None:
+        n = target.numel()
+        torch._check(2 * n < normals.COUNTER_LIMIT, lambda: "program_pairs_into: counters")
+        index = (torch.arange(n, dtype=torch.int32, device=w.device).view(target.shape)
+                 + only1.to(torch.int32) * n)
     new = programmed_at(target, index, key, torch.where(only1, h1["stuck_low"], h0["stuck_low"]),
                         torch.where(only1, h1["stuck_high"], h0["stuck_high"]), c, poly, s,
                         noisy)
@@ -358,7 +360,7 @@ def programmed_at(target: Tensor, index: Tensor, key: Tensor | None, stuck_low: 
                   ) -> dict[str, Tensor]:
     """``program_devices`` of devices at flat indices ``index`` (int32, like ``target``) of
     a write's device array: their normals are ``normals.counter_normals`` at those indices
-    of the write's ``key``."""
+    of the write's ``key`` (``index`` unused when the write draws none)."""
     kinds = kinds_of(s, noisy)
     xi = normals.counter_normals(key, target.shape, kinds, index) \
         if kinds and key is not None else None
@@ -384,7 +386,7 @@ def program_second(half: dict[str, Tensor], pairs: Tensor, w: Tensor, scale: Ten
     """Program G− of the ``pairs`` (flat int64 indices into (C, ci, out_p)) that
     ``program_pairs_into`` left to it, as ``program_into`` programs them: ``half`` the
     buffers of G− by name, as there. The few devices' values are computed by the compiled
-    ``second_devices`` (0.5–0.9 ms per layer's ~250 devices as plain torch) and put back
+    ``second_devices`` (0.65–0.9 ms per layer's ~250 devices as plain torch) and put back
     by plain torch (compiled, the put-back copied whole buffers)."""
     flat = {name: t.view(-1) for name, t in half.items()}
     new = kernel("second_devices", s)(pairs, w, scale, key, flat["stuck_low"],
