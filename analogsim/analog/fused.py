@@ -278,13 +278,14 @@ def kinds_of(s: Structure, noisy: bool) -> int:
     return int(noisy and s.prog) + int(s.drift)
 
 
-def write_normals(key: Tensor | None, target: Tensor, s: Structure, noisy: bool
-                  ) -> tuple[Tensor, ...] | None:
+def write_normals(key: Tensor | None, target: Tensor, s: Structure, noisy: bool,
+                  index: Tensor | None = None) -> tuple[Tensor, ...] | None:
     """The ``kinds_of`` normals of a write of ``target`` (D, C, ci, out_p) from its key
-    (``normals.counter_normals``; None when it needs none)."""
+    (``normals.counter_normals``; None when it needs none); with ``index`` (int32, like
+    ``target``), those of the devices at these flat indices of the write's device array."""
     kinds = kinds_of(s, noisy)
-    return normals.counter_normals(key, target.shape, kinds) if kinds and key is not None \
-        else None
+    return normals.counter_normals(key, target.shape, kinds, index) \
+        if kinds and key is not None else None
 
 
 def _stamp(t32: tuple[Tensor, Tensor], now: Tensor, changed: Tensor | None) -> None:
@@ -337,15 +338,16 @@ def program_pairs_into(halves: tuple[dict[str, Tensor], dict[str, Tensor]], w: T
     ch0, ch1 = t0 != h0["g_target"], t1 != h1["g_target"]
     only1 = ch1 & ~ch0  # G− is the pair's one changed device
     target = torch.where(only1, t1, t0)
-    index = target  # unused without normals (``programmed_at``)
+    index = None  # the devices' flat indices in (2, C, ci, out_p), for their normals
     if kinds_of(s, noisy) and key is not None:
         n = target.numel()
         torch._check(2 * n < normals.COUNTER_LIMIT, lambda: "program_pairs_into: counters")
         index = (torch.arange(n, dtype=torch.int32, device=w.device).view(target.shape)
                  + only1.to(torch.int32) * n)
-    new = programmed_at(target, index, key, torch.where(only1, h1["stuck_low"], h0["stuck_low"]),
-                        torch.where(only1, h1["stuck_high"], h0["stuck_high"]), c, poly, s,
-                        noisy)
+    new = program_devices(target, write_normals(key, target, s, noisy, index),
+                          torch.where(only1, h1["stuck_low"], h0["stuck_low"]),
+                          torch.where(only1, h1["stuck_high"], h0["stuck_high"]), c, poly, s,
+                          noisy)
     hi, lo = split_times(now)
     new["t_prog_hi"], new["t_prog_lo"] = hi.expand_as(target), lo.expand_as(target)
     for name, v in new.items():
@@ -353,18 +355,6 @@ def program_pairs_into(halves: tuple[dict[str, Tensor], dict[str, Tensor]], w: T
         h0[name].copy_(a)
         h1[name].copy_(b)
     return (ch0 & ch1).to(torch.int32)
-
-
-def programmed_at(target: Tensor, index: Tensor, key: Tensor | None, stuck_low: Tensor,
-                  stuck_high: Tensor, c: Tensor, poly: Tensor, s: Structure, noisy: bool
-                  ) -> dict[str, Tensor]:
-    """``program_devices`` of devices at flat indices ``index`` (int32, like ``target``) of
-    a write's device array: their normals are ``normals.counter_normals`` at those indices
-    of the write's ``key`` (``index`` unused when the write draws none)."""
-    kinds = kinds_of(s, noisy)
-    xi = normals.counter_normals(key, target.shape, kinds, index) \
-        if kinds and key is not None else None
-    return program_devices(target, xi, stuck_low, stuck_high, c, poly, s, noisy)
 
 
 def second_devices(pairs: Tensor, w: Tensor, scale: Tensor, key: Tensor | None,
@@ -376,8 +366,8 @@ def second_devices(pairs: Tensor, w: Tensor, scale: Tensor, key: Tensor | None,
     _, ci, o = w.shape
     col, row, out = pairs // (ci * o), pairs // o % ci, pairs % o
     _, t1 = pair_targets(w[col, row, out] / scale[col, 0, out], c, s)
-    return programmed_at(t1, (pairs + w.numel()).to(torch.int32), key, stuck_low[pairs],
-                         stuck_high[pairs], c, poly, s, noisy)
+    xi = write_normals(key, t1, s, noisy, (pairs + w.numel()).to(torch.int32))
+    return program_devices(t1, xi, stuck_low[pairs], stuck_high[pairs], c, poly, s, noisy)
 
 
 def program_second(half: dict[str, Tensor], pairs: Tensor, w: Tensor, scale: Tensor,
