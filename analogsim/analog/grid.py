@@ -62,11 +62,20 @@ class TileGrid:
                 .reshape(self.n_col * self.n_row, self.ro, self.ci))
 
     def tile_absmax(self, a: Tensor) -> Tensor:
-        """Max |a| over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)
-        (as max(max a, −min a): two reductions, no |a| array)."""
+        """Max |a| over each crossbar of a (C, ci, out_p) tensor, broadcast to (C, 1, out_p)."""
         t = a.reshape(self.n_col, self.ci, self.n_row, self.ro)
-        return self.expand(torch.maximum(t.amax(dim=(1, 3)), -t.amin(dim=(1, 3))))  # (C, R)
+        return self.expand(absmax(t, (1, 3)))  # (C, R)
+
+    @staticmethod
+    def column_absmax(a: Tensor) -> Tensor:
+        """Max |a| over each crossbar column of a (C, ci, out_p) tensor, (C, 1, out_p)."""
+        return absmax(a, (1,), keepdim=True)
 
     def expand(self, m: Tensor) -> Tensor:
         """A value per crossbar (C, R) broadcast to its outputs, (C, 1, out_p)."""
         return m.repeat_interleave(self.ro, dim=1).unsqueeze(1)
+
+
+def absmax(a: Tensor, dim: tuple[int, ...], keepdim: bool = False) -> Tensor:
+    """Max |a| over ``dim`` as max(max a, −min a): two reductions, no |a| array."""
+    return torch.maximum(a.amax(dim=dim, keepdim=keepdim), -a.amin(dim=dim, keepdim=keepdim))

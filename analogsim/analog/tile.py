@@ -161,9 +161,8 @@ class AnalogTile(nn.Module):
         s = self.state
         if self.profile.mapping.scale == "tile":
             scale = self.grid.tile_absmax(w).clamp_min(1e-12)
-        else:  # max |w| per column as max(max w, −min w): no |w| array
-            scale = torch.maximum(w.amax(dim=1, keepdim=True),
-                                  -w.amin(dim=1, keepdim=True)).clamp_min(1e-12)
+        else:
+            scale = self.grid.column_absmax(w).clamp_min(1e-12)
         if s.has_pulsed:
             if first:
                 s.scale.copy_(scale / self.profile.update.init_fill)  # type: ignore[union-attr]
