@@ -2,8 +2,9 @@
 
 One 1024×1024 layer on pcm (two 512-input crossbars, 7-bit DAC), batch 1000, one hour after
 programming, float32 inputs; interleaved repeats, medians. Parts: the whole analog read
-(``tile.mvm``), the mean product on int8 weight digits and in float32, the read-noise variance
-matmul in bfloat16, the (C, N, out) normals drawn in two halves at once and on one thread.
+(``tile.mvm``, a cached read model: packed where ``packed_int8``), the mean product in float32,
+on int8 weight digits (``torch._int_mm``) and on the packed digits (oneDNN's int8 linear),
+the read-noise variance matmul in bfloat16, the (C, N, out) normals drawn in two halves at once and on one thread.
 
     python benchmarks/forward_parts.py [--repeats 25]
 """
@@ -20,6 +21,7 @@ from timing import timed
 
 import analogsim
 from analogsim.analog import normals
+from analogsim.analog import numerics as num
 from analogsim.clock import HOUR_S
 
 
@@ -58,8 +60,13 @@ def main() -> None:
         "normals, two halves at once": lambda: normals.randn(shape, g1, g2),
         "normals, one thread": one_thread,
     }
-    if m.wq is not None:  # the int8 path measured faster here
-        parts["mean product, int8 digits"] = lambda: tile._mean_product(u, m, None)
+    if m.wq is not None and m.ws is not None:  # the int8 path measured faster here
+        wq, ws, u8 = m.wq, m.ws, u.to(torch.int8)
+        parts["mean product, int8 digits"] = lambda: num.int8_mean_product(u8, wq, ws, None)
+        if tile._paths()["packed_int8"]:
+            packs = num.pack_int8_digits(wq)
+            parts["mean product, packed digits"] = lambda: num.packed_mean_product(
+                u8, packs, ws, None)
     if var is not None:
         parts["read-noise variance, bf16 bmm"] = lambda: torch.bmm(u2, var)
     times: dict[str, list[float]] = {k: [] for k in parts}

@@ -21,7 +21,7 @@ import torch
 from timing import timed
 
 import analogsim
-from analogsim.analog import program
+from analogsim.analog import program, tile
 from analogsim.models import mlp
 from analogsim.rules import make
 from analogsim.rules.base import layers_of, per_sample_loss, run_passes, write_grads
@@ -57,6 +57,9 @@ def main() -> None:
         opts[r].step()
 
     # The parts of an ANP step and a BP step, on the same network at the same device time.
+    # A training step reads each read model once, so it never packs the int8 digits
+    # (``tile.PACK_AT_READ``); the parts re-read one model and must not pack either.
+    tile.PACK_AT_READ = 1 << 30
     net = nets["anp"]
     layers = layers_of(net)
     with torch.no_grad():
@@ -78,8 +81,8 @@ def main() -> None:
     tiles = [m._tile for m in nets["anp"].modules() if hasattr(m, "_tile")]
 
     def refresh() -> None:  # the read model at a new device time, every layer
-        for tile in tiles:
-            tile.read_model()
+        for t in tiles:
+            t.read_model()
 
     for _ in range(2):  # warm-up of the writes and the refresh (compiled kernels, if any)
         clock.advance(0.1)

@@ -26,6 +26,7 @@ import analogsim
 from analogsim.analog import fused, normals, periphery
 from analogsim.analog import numerics as num
 from analogsim.analog import state as st
+from analogsim.analog import tile as tile_mod
 from analogsim.analog.grid import TileGrid
 from analogsim.analog.tile import AnalogTile
 from analogsim.config.profile import load_profile
@@ -357,6 +358,41 @@ def test_fused_read_is_the_step_by_step_read(name: str, products: str, compiled:
             assert not off.any()  # no noise: the same codes
 
 
+@pytest.mark.parametrize("fused_read", [False, True], ids=["step_by_step", "fused_read"])
+def test_packing_a_read_model_changes_no_output(fused_read: bool,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast tile reads on int8 digits; from a read model's ``PACK_AT_READ``-th read on, the
+    packed product (oneDNN's int8 linear) when ``packed_int8`` is on. Two tiles of one chip,
+    packing and not, read the same inputs (an odd batch, once and twice per call) five times
+    and after a write: the same outputs bit for bit, noise included; the packed tile packed
+    its model at the third read and a new model after the write starts unpacked."""
+    if not num.cpu_packed_int8():
+        pytest.skip("this torch has no CPU oneDNN int8 linear giving the int8 product's floats")
+    clock = analogsim.SimClock()
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(OUT, IN, generator=g)
+    x = torch.rand(7, IN, generator=g) * 2 - 1
+    tiles = []
+    for packed in (False, True):
+        t = AnalogTile(OUT, IN, load_profile("pcm"), clock, torch.Generator().manual_seed(4),
+                       torch.device("cpu"), numerics="fast")
+        t._paths = lambda p=packed: {  # type: ignore[method-assign]
+            **num.NONE, "int8_mean": True, "packed_int8": p, "bf16_variance": True,
+            "fused": False, "fused_read": fused_read}
+        t.program(w)
+        tiles.append(t)
+    clock.advance(3600.0)
+    for read in range(1, 6):
+        repeats = 1 + read % 2
+        a, b = (t.mvm(x, None, repeats) for t in tiles)
+        assert torch.equal(a, b), read
+        assert (tiles[1].read_model().packs is not None) is (read >= tile_mod.PACK_AT_READ)
+        assert tiles[0].read_model().packs is None
+    for t in tiles:
+        t.program(w * 0.9)
+    assert torch.equal(*(t.mvm(x) for t in tiles)) and tiles[1].read_model().packs is None
+
+
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
 def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None:
     """The compiled read model's extras: ``fused.int8_digits`` (the compiler's form) is
@@ -426,30 +462,28 @@ def test_fused_read_takes_any_float_input_and_falls_back_past_its_counters(
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])
-def test_read_out_combines_the_digit_sums_exactly(compiled: bool) -> None:
-    """``read_out`` turns int8 digit sums into μ = (254·Σq₁ + Σq₂)·ws/254 with the integer
-    combination exact: in int32 where ``numerics.int32_combines`` says it cannot overflow
-    (the same value as in int64), in int64 past that (sums of 523 rows of full codes, where
-    int32 would wrap). Noise-free and without an ADC, so out = Σ_c k·sg·μ, against float64."""
+def test_read_out_combines_the_digit_sums_as_the_int8_product(compiled: bool) -> None:
+    """``read_out`` turns int8 digit sums into μ = fl(Σq₁·s) + fl(Σq₂·s₂), the floats of
+    ``numerics.int8_mean_product`` (and so of the packed product) bit for bit: sums of 522
+    rows of full codes (exact in float32) and of 1200 (past 2²⁴: rounded on conversion, as
+    the products round them), the extremes included. One crossbar, k = sg = 1, noise-free
+    and without an ADC, so the output is μ itself."""
     if compiled and not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
-    assert num.int32_combines(522) and not num.int32_combines(523)
     g = torch.Generator().manual_seed(13)
-    c_n, n, o = 2, 6, 5
-    ws, k, sg = (torch.rand(c_n, 1, o, generator=g), torch.rand(c_n, n, 1, generator=g),
-                 torch.rand(c_n, 1, o, generator=g))
+    n, o = 6, 5
+    _, ws = num.int8_digits(torch.randn(1, 40, o, generator=g))
+    one = torch.ones(1, n, 1), torch.ones(1, 1, o)
     cst = torch.tensor([0.0, 1e12])
-    for rows, wide in ((522, False), (522, True), (523, True)):
+    rs = fused.ReadStructure(True, False, False, "none", False)
+    read = fused.kernel("read_out", rs) if compiled else fused.FUNCTIONS["read_out"]
+    for rows in (522, 1200):
         top = rows * 127 * 127  # the largest |Σ u·q| of ``rows`` rows
-        sums = torch.randint(-top, top + 1, (c_n, n, 2 * o), generator=g, dtype=torch.int64)
-        sums[0, 0, :o], sums[0, 0, o:] = top, top  # the extreme: 254·top + top
-        rs = fused.ReadStructure(True, False, False, "none", False, wide_digits=wide)
-        read = fused.kernel("read_out", rs) if compiled else fused.FUNCTIONS["read_out"]
-        got = read(None, sums.to(torch.int32), ws, None, k, sg, None, cst, 1, rs)
-        hi, lo = sums[..., :o].double(), sums[..., o:].double()
-        mu = ((hi * 254 + lo).float() * (ws / 254)).double()  # the exact integer, rounded once
-        want = (k.double() * sg.double() * mu).sum(0)
-        assert torch.allclose(got.double(), want, rtol=1e-6, atol=0), (rows, wide)
+        sums = torch.randint(-top, top + 1, (1, n, 2 * o), generator=g, dtype=torch.int32)
+        sums[0, 0, :o], sums[0, 0, o:], sums[0, 1] = top, top, -top
+        got = read(None, sums, ws, None, *one, None, cst, 1, rs)
+        want = torch.mul(sums[0, :, :o], ws[0, :1]).add_(torch.mul(sums[0, :, o:], ws[0, 1:]))
+        assert torch.equal(got, want), rows
 
 
 @pytest.mark.parametrize("compiled", [False, True], ids=["plain", "compiled"])

@@ -215,31 +215,46 @@ def test_int8_digits_reconstruct_weights_within_their_bound() -> None:
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(2, 300, 50, generator=gen) * torch.logspace(-3, 1, 50)  # column scales
     w[:, :, 0] = 0.0  # an all-zero column
-    q, s = int8_digits(w)
-    assert q.dtype == torch.int8 and q.shape == (2, 300, 100)
+    q, units = int8_digits(w)
+    assert q.dtype == torch.int8 and q.shape == (2, 300, 100) and units.shape == (2, 2, 50)
     assert int(q.abs().max()) <= 127
+    s = units[:, :1]
+    assert torch.equal(units[:, 1:], s / 254)  # the second digit's unit, float32
     rebuilt = s.double() * (q[..., :50].double() + q[..., 50:].double() / 254)
     # bound s/508 from rounding t = w/s to q₁ + q₂/254; float32 t adds ≤ 2⁻²⁴·127·s
     assert bool(((rebuilt - w.double()).abs() <= s.double() * (1 / 508 + 127 * 2**-23)).all())
 
 
-@pytest.mark.parametrize(("in_f", "cols"), [(700, 512), (1200, 600)])  # int32 / float combine
-def test_int8_mean_product_matches_float32(in_f: int, cols: int) -> None:
+# sums exact in float32 / past 2²⁴ (rounded on conversion)
+@pytest.mark.parametrize(("in_f", "cols"), [(700, 512), (1200, 1200)])
+def test_int8_mean_product_matches_float32_and_the_packed_one_bit_for_bit(in_f: int,
+                                                                        cols: int) -> None:
     """Same codes: the int8 digit product and the float32 one differ by at most the digits'
-    error, Σ_i |u_i|·max|w|/64 516 per output (float32 rounding adds ~1e-6 relative)."""
-    from analogsim.analog.numerics import cpu_int_mm, int8_digits, int8_mean_product
+    error, Σ_i |u_i|·max|w|/64 516 per output (float32 rounding adds ~1e-6 relative); the
+    packed product (oneDNN's int8 linear) gives the int8 product's floats, with and without
+    a term to add, on an odd batch."""
+    from analogsim.analog import numerics as num
 
-    if not cpu_int_mm():
+    if not num.cpu_int_mm():
         pytest.skip("this torch has no CPU torch._int_mm")
     gen = torch.Generator().manual_seed(0)
     c = in_f // cols + 1
     w = torch.randn(c, cols, 60, generator=gen)
-    u = torch.randint(-127, 128, (c, 500, cols), generator=gen).float()
-    q, s = int8_digits(w)
-    got = int8_mean_product(u, q, s, None).double()
+    u = torch.randint(-127, 128, (c, 501, cols), generator=gen).float()
+    u[0, 0] = 127.0  # with q₁ = 127 down column 0: the largest sums, past 2²⁴ with 1200 rows
+    w[0, :, 0] = 1.0 - 1e-3 * torch.rand(cols, generator=gen)
+    q, s = num.int8_digits(w)
+    got = num.int8_mean_product(u, q, s, None)
     ref = torch.bmm(u.double(), w.double())
-    bound = u.abs().sum(2, keepdim=True).double() @ (s.double() * 127 / 64516 * 1.01)
-    assert bool(((got - ref).abs() <= bound + 1e-5 * ref.abs()).all())
+    bound = u.abs().sum(2, keepdim=True).double() @ (s[:, :1].double() * 127 / 64516 * 1.01)
+    assert bool(((got.double() - ref).abs() <= bound + 1e-5 * ref.abs()).all())
+    if not num.cpu_packed_int8():
+        pytest.skip("this torch has no CPU oneDNN int8 linear giving the same floats")
+    packs = num.pack_int8_digits(q)
+    assert torch.equal(num.packed_mean_product(u, packs, s, None), got)
+    add = torch.randn(got.shape, generator=gen)
+    want = num.int8_mean_product(u, q, s, add.clone())
+    assert torch.equal(num.packed_mean_product(u.to(torch.int8), packs, s, add), want)
 
 
 def test_numerics_settings_agree_within_their_bound_and_are_recorded(
@@ -252,8 +267,8 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded(
     from analogsim.analog import numerics
 
     rec = numerics.describe("fast")
-    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "bf16_variance",
-                                                    "fused", "fused_read"}
+    assert rec["numerics"] == "fast" and set(rec) == {"numerics", "int8_mean", "packed_int8",
+                                                    "bf16_variance", "fused", "fused_read"}
     measured = numerics.fast_paths("cpu")
     monkeypatch.setattr(numerics, "fast_paths", lambda d: {**measured, "fused_read": False})
     p = load_profile("pcm")
@@ -280,8 +295,8 @@ def test_numerics_settings_agree_within_their_bound_and_are_recorded(
     layer(xg).sum().backward()
     assert xg.grad is not None and bool(torch.isfinite(xg.grad).all())
     assert numerics.describe("exact") == {"numerics": "exact", "int8_mean": False,
-                                          "bf16_variance": False, "fused": False,
-                                          "fused_read": False}
+                                          "packed_int8": False, "bf16_variance": False,
+                                          "fused": False, "fused_read": False}
     with pytest.raises(ValueError, match="exact, fast"):
         analogsim.AnalogLinear(torch.ones(2, 2), None, p, seed=0, numerics="quick")
 

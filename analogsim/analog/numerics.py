@@ -8,6 +8,10 @@
   * int8 mean product: the DAC's integer codes times two int8 digits of the weights,
     w ≈ s·(q₁ + q₂/254) per crossbar column (``int8_digits``), int8 × int8 → int32
     ``torch._int_mm``: exact sums, weights to 1/64 516 of their column's largest;
+  * packed int8 digits (``packed_int8``): a read model read a third time packs its digits
+    for oneDNN's int8 linear, which writes the float32 mean directly (no int32 sums in
+    memory), the same floats as the int8 mean product, so when a read model gets packed
+    changes no number;
   * bfloat16 read-noise variance matmul (x²) @ v with float32 accumulation: x², v rounded to
     8 significant bits, σ of an output off by well under 1 %;
   * compiled device math (``fused``): the read model (which the drift compensation's
@@ -39,8 +43,8 @@ DIGIT = 254
 
 
 #: No fast path (``numerics: "exact"``, or a device without any).
-NONE: dict[str, bool] = {"int8_mean": False, "bf16_variance": False, "fused": False,
-                         "fused_read": False}
+NONE: dict[str, bool] = {"int8_mean": False, "packed_int8": False, "bf16_variance": False,
+                         "fused": False, "fused_read": False}
 
 
 def check(numerics: str) -> Numerics:
@@ -56,6 +60,23 @@ def cpu_int_mm() -> bool:
     try:
         a = torch.tensor([[127, -127], [3, 5]], dtype=torch.int8)
         return bool(torch.equal(torch._int_mm(a, a), (a.int() @ a.int())))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+@functools.cache
+def cpu_packed_int8() -> bool:
+    """Whether this torch has oneDNN's packed int8 linear on the CPU and it gives
+    ``int8_mean_product``'s floats bit for bit (odd shapes, full-range codes and digits)."""
+    if not cpu_int_mm():
+        return False
+    try:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(2, 70, 37, generator=g)
+        u = torch.randint(-127, 128, (2, 9, 70), generator=g).float()
+        q, s = int8_digits(w)
+        got = packed_mean_product(u, pack_int8_digits(q), s, None)
+        return bool(torch.equal(got, int8_mean_product(u, q, s, None)))
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
 
@@ -80,13 +101,15 @@ def fast_paths(device_type: str) -> dict[str, bool]:
     """Which fast paths pay on this host's ``device_type``, measured once per process in
     interleaved races (``race``): ``int8_mean`` and ``bf16_variance`` against the float32
     product of a batch-1000 read of a 512 × 512 crossbar, each taken at ≤ 0.9 of its time;
+    ``packed_int8`` (``packed_mean_product``) against ``int8_mean_product`` there, at ≤ 0.9;
     ``fused`` (compiled device math, ``fused.pays``) and ``fused_read`` (the compiled rest of
     a read, ``fused.read_pays``) against their step-by-step passes, taken at ≤ 0.8."""
     from analogsim.analog import fused
 
     if device_type == "cuda":
         ok = fused.compiled_ok("cuda")
-        return {"int8_mean": False, "bf16_variance": True, "fused": ok, "fused_read": ok}
+        return {"int8_mean": False, "packed_int8": False, "bf16_variance": True, "fused": ok,
+                "fused_read": ok}
     if device_type != "cpu":
         return dict(NONE)
     g = torch.Generator().manual_seed(0)
@@ -99,9 +122,15 @@ def fast_paths(device_type: str) -> dict[str, bool]:
         # the int8 product computes both digits: twice the columns of the float32 one
         w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
         cands["int8"] = lambda: torch._int_mm(u8, w8)
+        if cpu_packed_int8():  # both int8 means, digits combined: the packed one's rival
+            wq, ws = int8_digits(w[None])
+            packs = pack_int8_digits(wq)
+            cands["unpacked"] = lambda: int8_mean_product(u8[None], wq, ws, None)
+            cands["packed"] = lambda: packed_mean_product(u8[None], packs, ws, None)
     t = race(cands)
-    return {"int8_mean": "int8" in t and t["int8"] < 0.9 * t["f32"],
-            "bf16_variance": t["bf16"] < 0.9 * t["f32"],
+    int8 = "int8" in t and t["int8"] < 0.9 * t["f32"]
+    return {"int8_mean": int8, "packed_int8": int8 and "packed" in t
+            and t["packed"] < 0.9 * t["unpacked"], "bf16_variance": t["bf16"] < 0.9 * t["f32"],
             "fused": fused.pays(), "fused_read": fused.read_pays()}
 
 
@@ -115,9 +144,10 @@ def describe(numerics: Numerics, device: torch.device | str = "cpu") -> dict[str
 def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     """Two signed int8 digits of (C, ci, out_p) weights, per crossbar column.
 
-    w ≈ s·(q₁ + q₂/254), s = max_i |w[c, i, j]|/127 per column (C, 1, out_p); the error is
-    ≤ s/508 = max|w|/64 516 per weight. Returns the digits side by side, (C, ci, 2·out_p) int8,
-    and s. With integer DAC codes u (|u| ≤ 127), u @ digits is exact in int32.
+    w ≈ s·q₁ + s₂·q₂, s = max_i |w[c, i, j]|/127 per column and s₂ = s/254 (float32); the
+    error is ≤ s/508 = max|w|/64 516 per weight. Returns the digits side by side, (C, ci,
+    2·out_p) int8, and the digits' units (C, 2, out_p): row 0 s, row 1 s₂. With integer DAC
+    codes u (|u| ≤ 127), u @ digits is exact in int32.
     """
     s = w.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30).div_(127)
     out_p = w.shape[2]
@@ -126,37 +156,55 @@ def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
     q1 = torch.round(t)
     q[..., :out_p] = q1
     q[..., out_p:] = t.sub_(q1).mul_(DIGIT).round_()
-    return q, s
-
-
-def int32_combines(ci: int) -> bool:
-    """Whether ``int8_digits`` sums over ``ci`` rows combine exactly in int32 (q₁·254 + q₂
-    with integer codes |u| ≤ 127: ci·127·(127·254 + 127) < 2³¹); else they need int64."""
-    return ci * 127 * (127 * DIGIT + 127) < 2**31
+    return q, torch.cat((s, s / DIGIT), 1)
 
 
 def int8_mean_product(u: Tensor, wq: Tensor, ws: Tensor, add: Tensor | None) -> Tensor:
     """``add`` + u @ w per crossbar from ``int8_digits`` (wq, ws): (C, N, ci) integer codes →
     (C, N, out_p) float32.
 
-    Both digits in one int8 × int8 → int32 matmul per crossbar column block and block of rows;
-    the digits combine in int32 (q₁·254 + q₂, exact while ci·127·(127·254 + 127) < 2³¹) and are
-    scaled once.
+    Both digits in one int8 × int8 → int32 matmul per crossbar and block of rows (kept in
+    cache); the mean is μ = fl(fl(Σq₁·s) + fl(Σq₂·s₂)) (each sum converted to float32 once),
+    the arithmetic of oneDNN's int8 linear with a sum post-op, so that ``packed_mean_product``
+    gives the same floats; then ``add`` + μ.
     """
-    c_n, n, ci = u.shape
+    c_n, n, _ = u.shape
     out_p = ws.shape[2]
     u8 = u.to(torch.int8)  # exact: integer codes in [−127, 127]
     y = add if add is not None else torch.zeros(c_n, n, out_p, device=u.device)
-    int_combine = int32_combines(ci)
     rows = max(1, (1 << 21) // (2 * out_p))  # keep each int32 block in cache
     for c in range(c_n):
-        unit = ws[c] / DIGIT  # (1, out_p): one unit of the second digit
         for r in range(0, n, rows):
             acc = torch._int_mm(u8[c, r:r + rows], wq[c])  # (rows, 2·out_p) int32
-            hi, lo = acc[:, :out_p], acc[:, out_p:]
-            yc = y[c, r:r + rows]
-            if int_combine:
-                yc.addcmul_(lo.add_(hi, alpha=DIGIT), unit)
-            else:
-                yc.addcmul_(hi, ws[c]).addcmul_(lo, unit)
+            mu = torch.mul(acc[:, :out_p], ws[c, :1]).add_(torch.mul(acc[:, out_p:], ws[c, 1:]))
+            y[c, r:r + rows].add_(mu)
     return y
+
+
+def pack_int8_digits(wq: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``int8_digits``' digits (C, ci, 2·out_p) in oneDNN's packed layout for its int8 linear
+    (``torch.ops.onednn.qlinear_prepack``), per crossbar: (q₁ packed, q₂ packed, zero points
+    (out_p,) int64). About 0.9 ms per 512 × 1024 digit on two cores of an Intel Xeon: worth it
+    for a read model read several times (``packed_mean_product``)."""
+    out_p = wq.shape[2] // 2
+    pack = torch.ops.onednn.qlinear_prepack
+    zp = torch.zeros(out_p, dtype=torch.int64, device=wq.device)
+    return [(pack(wq[c, :, :out_p].t().contiguous(), None),
+             pack(wq[c, :, out_p:].t().contiguous(), None), zp) for c in range(wq.shape[0])]
+
+
+def packed_mean_product(u: Tensor, packs: list[tuple[Tensor, Tensor, Tensor]], ws: Tensor,
+                        add: Tensor | None) -> Tensor:
+    """``int8_mean_product`` from packed digits (``pack_int8_digits``): the same floats, as
+    two oneDNN int8 linears per crossbar (q₁ at scale s, then q₂ at s₂ with a sum post-op),
+    each writing float32 (N, out_p) in place: no int32 sums in memory."""
+    c_n, n, _ = u.shape
+    out_p = ws.shape[2]
+    u8 = u if u.dtype == torch.int8 else u.to(torch.int8)
+    mu = torch.zeros(c_n, n, out_p, device=u.device)
+    linear = torch.ops.onednn.qlinear_pointwise.binary
+    for c, (q1, q2, zp) in enumerate(packs):
+        for q, scale in ((q1, ws[c, 0]), (q2, ws[c, 1])):
+            linear(u8[c], 1.0, 0, q, scale, zp, mu[c], None, 1.0, 0, torch.float32, 1.0, 0,
+                   "sum", 1.0, "none", [], "")
+    return mu if add is None else add.add_(mu)

@@ -41,6 +41,9 @@ class ReadModel:
     gain:    (C, 1, out_p) global drift compensation, one digital factor per crossbar applied
              after the ADC; None without compensation.
     wq, ws:  ``numerics.int8_digits(w)`` on the int8 path, else None.
+    packs:   wq packed for oneDNN's int8 linear (``numerics.pack_int8_digits``) once the
+             model has been read ``PACK_AT_READ`` times on the packed path, else None.
+    reads:   forward reads of this model so far.
     """
 
     w: Tensor
@@ -49,7 +52,16 @@ class ReadModel:
     gain: Tensor | None
     wq: Tensor | None = None
     ws: Tensor | None = None
+    packs: list[tuple[Tensor, Tensor, Tensor]] | None = None
+    reads: int = 0
     cache: dict[str, Tensor] = field(default_factory=dict)  # transposed blocks, mean weights
+
+
+#: A read model's digits are packed on its third forward read (``AnalogTile._packed``):
+#: packing costs about what two and a half packed reads save (docs/performance.md). A
+#: training step reads each model once before its write, so training never packs; an
+#: evaluation at one device time reads it once per batch.
+PACK_AT_READ = 3
 
 
 def read_consts(profile: DeviceProfile, cv: periphery.Converters, device: torch.device
@@ -134,6 +146,7 @@ class AnalogTile(nn.Module):
         paths = dict(num.fast_paths(self.device.type))
         dac_bits = self.profile.dac.bits
         paths["int8_mean"] = paths["int8_mean"] and dac_bits is not None and dac_bits <= 8
+        paths["packed_int8"] = paths["packed_int8"] and paths["int8_mean"]
         return paths
 
     @property
@@ -375,15 +388,17 @@ class AnalogTile(nn.Module):
         c_n = gr.n_col
         if self._read_consts is None:
             self._read_consts = read_consts(self.profile, cv, self.device)
+        packs = self._packed(m)
         rs = fused.ReadStructure(
-            m.wq is not None, m.var is not None, m.out_var is not None,
+            m.wq is not None and packs is None, m.var is not None, m.out_var is not None,
             "codes" if cv.adc_top is not None else "clip" if cv.output_bound is not None
-            else "none", bias is not None, cv.absmax, cv.dac_top is not None,
-            not num.int32_combines(gr.ci))
+            else "none", bias is not None, cv.absmax, cv.dac_top is not None)
         cst = self._read_consts
         u, u2, k = fused.kernel("dac_codes", rs)(
             xp.float(), c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
-        if m.wq is not None:  # both digits' integer sums, combined in the pass
+        if packs is not None:  # the float32 mean, as the pass would combine the digits
+            mean = num.packed_mean_product(u, packs, m.ws, None)  # type: ignore[arg-type]
+        elif m.wq is not None:  # both digits' integer sums, combined in the pass
             mean = torch.empty(c_n, xp.shape[0], m.wq.shape[2], dtype=torch.int32,
                                device=xp.device)
             for c in range(c_n):
@@ -394,12 +409,22 @@ class AnalogTile(nn.Module):
         if m.var is not None and u2 is not None:
             var = torch.bmm(u2, m.var) if m.out_var is None else torch.baddbmm(m.out_var, u2,
                                                                                 m.var)
-            # widened here, not in the pass: a bf16 operand there doubles its vector width
-            var = var.float()
+            if packs is None:  # widened here: a bf16 operand slows the digits' pass (the
+                var = var.float()  # packed mean's pass reads it faster as bf16)
         bias, sg = self._padded_bias(bias), self._scale_gain(m.gain)
         key = normals.write_key(self.generator) if rs.dev_noise or rs.out_noise else None
         return fused.kernel("read_out", rs)(key, mean, m.ws, var, k, sg, bias, cst, repeats,
                                             rs)
+
+    def _packed(self, m: ReadModel) -> list[tuple[Tensor, Tensor, Tensor]] | None:
+        """Counts a forward read of ``m``; its packed digits (packed on read ``PACK_AT_READ``)
+        where the packed path is on, else None. The packed and unpacked means are the same
+        floats, so when a model gets packed changes no output."""
+        m.reads += 1
+        if m.packs is None and m.wq is not None and m.reads >= PACK_AT_READ and \
+                self._paths()["packed_int8"]:
+            m.packs = num.pack_int8_digits(m.wq)
+        return m.packs
 
     def _scale_gain(self, gain: Tensor | None) -> Tensor:
         """Weight scale times drift-compensation gain per crossbar column, (C, 1, out_p)."""
@@ -472,6 +497,9 @@ class AnalogTile(nn.Module):
 
     def _mean_product(self, u: Tensor, m: ReadModel, add: Tensor | None) -> Tensor:
         """``add`` + u @ w per crossbar: (C, N, ci) codes → (C, N, out_p) float32."""
+        packs = self._packed(m)
+        if packs is not None and m.ws is not None:
+            return num.packed_mean_product(u, packs, m.ws, add)
         if m.wq is not None and m.ws is not None:
             return num.int8_mean_product(u, m.wq, m.ws, add)
         return torch.bmm(u, m.w) if add is None else torch.baddbmm(add, u, m.w)
