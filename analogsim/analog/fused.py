@@ -446,8 +446,10 @@ def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
         u = torch.clamp(torch.round(u), -c[4], c[4])
     elif not s.absmax:
         u = torch.clamp(u, -c[5], c[5])
-    sq = (u * u).to(sq_dtype) if sq_dtype is not None else None
-    return (u.to(torch.int8) if int8 else u), sq, k
+    # contiguous per crossbar (the inputs' layout would give rows C·ci apart): the products
+    # would copy each crossbar's block first
+    sq = (u * u).to(sq_dtype).contiguous() if sq_dtype is not None else None
+    return (u.to(torch.int8) if int8 else u).contiguous(), sq, k
 
 
 def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | None,
