@@ -16,7 +16,9 @@ compiled write computes its normals from the same key as the step-by-step write 
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
+from copy import deepcopy
 
 import pytest
 import torch
@@ -365,9 +367,13 @@ def test_packing_a_read_model_changes_no_output(fused_read: bool,
     packed product (oneDNN's int8 linear) when ``packed_int8`` is on. Two tiles of one chip,
     packing and not, read the same inputs (an odd batch, once and twice per call) five times
     and after a write: the same outputs bit for bit, noise included; the packed tile packed
-    its model at the third read and a new model after the write starts unpacked."""
+    its model at the third read; a pickled model comes without the packed tensors (they have
+    no storage), and a deep copy of the tile packs again and reads the same; a new model after
+    the write starts unpacked."""
     if not num.cpu_packed_int8():
         pytest.skip("this torch has no CPU oneDNN int8 linear giving the int8 product's floats")
+    if fused_read and not fused.compiled_ok("cpu"):
+        pytest.skip("torch.compile does not work on this host (the plain path is used)")
     clock = analogsim.SimClock()
     g = torch.Generator().manual_seed(5)
     w = torch.randn(OUT, IN, generator=g)
@@ -388,6 +394,13 @@ def test_packing_a_read_model_changes_no_output(fused_read: bool,
         assert torch.equal(a, b), read
         assert (tiles[1].read_model().packs is not None) is (read >= tile_mod.PACK_AT_READ)
         assert tiles[0].read_model().packs is None
+    m = pickle.loads(pickle.dumps(tiles[1].read_model()))
+    assert m.packs is None and m.wq is not None and m.reads == 5
+    copy = deepcopy(tiles[1])
+    assert copy.read_model().packs is None
+    want = tiles[0].mvm(x)  # the three generators in step
+    assert torch.equal(copy.mvm(x), want) and torch.equal(tiles[1].mvm(x), want)
+    assert copy.read_model().packs is not None
     for t in tiles:
         t.program(w * 0.9)
     assert torch.equal(*(t.mvm(x) for t in tiles)) and tiles[1].read_model().packs is None
@@ -467,11 +480,12 @@ def test_read_out_combines_the_digit_sums_as_the_int8_product(compiled: bool) ->
     ``numerics.int8_mean_product`` (and so of the packed product) bit for bit: sums of 522
     rows of full codes (exact in float32) and of 1200 (past 2²⁴: rounded on conversion, as
     the products round them), the extremes included. One crossbar, k = sg = 1, noise-free
-    and without an ADC, so the output is μ itself."""
+    and without an ADC, so the output is μ itself. (Compiled without contracting a·b + c into
+    fused multiply-adds, as ``fused._kernel`` pins it.)"""
     if compiled and not fused.compiled_ok("cpu"):
         pytest.skip("torch.compile does not work on this host (the plain path is used)")
     g = torch.Generator().manual_seed(13)
-    n, o = 6, 5
+    n, o = 6, 67  # the compiled loop's vectors and its tail
     _, ws = num.int8_digits(torch.randn(1, 40, o, generator=g))
     one = torch.ones(1, n, 1), torch.ones(1, 1, o)
     cst = torch.tensor([0.0, 1e12])

@@ -425,6 +425,7 @@ class ReadStructure:
     bias: bool
     absmax: bool = True  # the DAC scales each input vector by its max |x|
     dac: bool = True  # the DAC has bits (integer codes)
+    packed: bool = False  # the mean from packed digits and bf16 variances (a kernel of its own)
 
 
 def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
@@ -536,12 +537,15 @@ def _kernel(name: str, structure: Structure | ReadStructure, threads: int) -> Ca
     recompilations per code object (a handful) counts per structure, not per process. The
     CPU code torch generates depends on the thread count it is compiled at, so a kernel is
     compiled per thread count (a process that changes ``torch.set_num_threads`` gets a new
-    one); tests check the kernels at two threads and, in a fresh process, at one.
+    one); tests check the kernels at two threads and, in a fresh process, at one. The C++
+    code is compiled without contracting a·b + c into fused multiply-adds (inductor's default,
+    pinned here): ``read_out``'s digit mean must round as oneDNN's packed product rounds.
     """
     fn = FUNCTIONS[name]
     copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
                               fn.__defaults__, fn.__closure__)
-    return torch.compile(copy, dynamic=True)
+    return torch.compile(copy, dynamic=True,
+                         options={"cpp.enable_floating_point_contract_flag": "off"})
 
 
 @functools.cache

@@ -56,6 +56,11 @@ class ReadModel:
     reads: int = 0
     cache: dict[str, Tensor] = field(default_factory=dict)  # transposed blocks, mean weights
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled and deep-copied without ``packs`` (oneDNN's packed tensors have no storage to
+        copy): a copy packs again on its next read."""
+        return {**self.__dict__, "packs": None}
+
 
 #: A read model's digits are packed on its third forward read (``AnalogTile._packed``):
 #: packing costs about what two and a half packed reads save (docs/performance.md). A
@@ -392,7 +397,7 @@ class AnalogTile(nn.Module):
         rs = fused.ReadStructure(
             m.wq is not None and packs is None, m.var is not None, m.out_var is not None,
             "codes" if cv.adc_top is not None else "clip" if cv.output_bound is not None
-            else "none", bias is not None, cv.absmax, cv.dac_top is not None)
+            else "none", bias is not None, cv.absmax, cv.dac_top is not None, packs is not None)
         cst = self._read_consts
         u, u2, k = fused.kernel("dac_codes", rs)(
             xp.float(), c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
