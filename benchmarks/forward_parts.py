@@ -4,7 +4,8 @@ One 1024×1024 layer on pcm (two 512-input crossbars, 7-bit DAC), batch 1000, on
 programming, float32 inputs; interleaved repeats, medians. Parts: the whole analog read
 (``tile.mvm``, a cached read model: packed where ``packed_int8``), the mean product in float32,
 on int8 weight digits (``torch._int_mm``) and on the packed digits (oneDNN's int8 linear),
-the read-noise variance matmul in bfloat16, the (C, N, out) normals drawn in two halves at once and on one thread.
+the read-noise variance matmul in bfloat16, the (C, N, out) normals drawn in two halves at
+once and on one thread.
 
     python benchmarks/forward_parts.py [--repeats 25]
 """
