@@ -410,7 +410,8 @@ def test_packing_a_read_model_changes_no_output(fused_read: bool,
 def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None:
     """The compiled read model's extras: ``fused.int8_digits`` (the compiler's form) is
     ``numerics.int8_digits`` (the eager one) bit for bit, plain and compiled (the same
-    divisions and roundings; odd shapes for the loop tails), and
+    divisions and roundings; odd shapes for the loop tails); ``read_digits`` gives
+    ``read_fields``' weights and variances and their digits, bit for bit; and
     ``read_fields`` rounds var to bfloat16 in the pass: the float32 var rounded, to one
     bfloat16 ulp (2⁻⁷ relative) where the compiled float32 value sits at a rounding edge."""
     if compiled and not fused.compiled_ok("cpu"):
@@ -425,7 +426,8 @@ def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None
         w = torch.randn(shape, generator=g)
         w[0, :, 0] = 0.0  # an all-zero column: the scale's floor
         got, want = k("int8_digits")(w), num.int8_digits(w)  # type: ignore[operator]
-        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), shape
+        assert all(torch.equal(a, b) for a, b in zip(got[0], want[0], strict=True)), shape
+        assert torch.equal(got[1], want[1]), shape
     fz = fused.Fusion.of(load_profile("pcm"), 3.0, False, torch.device("cpu"))
     dev = (2, 2, 61, 67)
     t_prog = torch.rand(dev, generator=g, dtype=torch.float64)
@@ -437,6 +439,10 @@ def test_read_model_digits_and_bf16_variance_in_the_pass(compiled: bool) -> None
     w32, v32 = rf(*args)  # type: ignore[operator]
     w16, v16 = rf(*args, torch.bfloat16)  # type: ignore[operator]
     assert v16.dtype == torch.bfloat16 and torch.equal(w16, w32)
+    wd, vd, qd, sd = k("read_digits")(*args, torch.bfloat16)  # type: ignore[operator]
+    (q1, q2), units = num.int8_digits(w16)
+    assert torch.equal(wd, w16) and torch.equal(vd, v16) and torch.equal(sd, units)
+    assert torch.equal(qd[0], q1) and torch.equal(qd[1], q2)
     if compiled:
         assert bool(((v16.double() - v32.double()).abs() <= 2.0**-7 * v32.double()).all())
     else:
@@ -493,10 +499,10 @@ def test_read_out_combines_the_digit_sums_as_the_int8_product(compiled: bool) ->
     read = fused.kernel("read_out", rs) if compiled else fused.FUNCTIONS["read_out"]
     for rows in (522, 1200):
         top = rows * 127 * 127  # the largest |Σ u·q| of ``rows`` rows
-        sums = torch.randint(-top, top + 1, (1, n, 2 * o), generator=g, dtype=torch.int32)
-        sums[0, 0, :o], sums[0, 0, o:], sums[0, 1] = top, top, -top
+        sums = torch.randint(-top, top + 1, (2, 1, n, o), generator=g, dtype=torch.int32)
+        sums[:, 0, 0], sums[:, 0, 1] = top, -top
         got = read(None, sums, ws, None, *one, None, cst, 1, rs)
-        want = torch.mul(sums[0, :, :o], ws[0, :1]).add_(torch.mul(sums[0, :, o:], ws[0, 1:]))
+        want = torch.mul(sums[0, 0], ws[0, :1]).add_(torch.mul(sums[1, 0], ws[0, 1:]))
         assert torch.equal(got, want), rows
 
 

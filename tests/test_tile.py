@@ -215,12 +215,14 @@ def test_int8_digits_reconstruct_weights_within_their_bound() -> None:
     gen = torch.Generator().manual_seed(0)
     w = torch.randn(2, 300, 50, generator=gen) * torch.logspace(-3, 1, 50)  # column scales
     w[:, :, 0] = 0.0  # an all-zero column
-    q, units = int8_digits(w)
-    assert q.dtype == torch.int8 and q.shape == (2, 300, 100) and units.shape == (2, 2, 50)
-    assert int(q.abs().max()) <= 127
+    (q1, q2), units = int8_digits(w)
+    for q in (q1, q2):
+        assert q.dtype == torch.int8 and q.shape == (2, 300, 50) and q.is_contiguous()
+        assert int(q.abs().max()) <= 127
+    assert units.shape == (2, 2, 50)
     s = units[:, :1]
     assert torch.equal(units[:, 1:], s / 254)  # the second digit's unit, float32
-    rebuilt = s.double() * (q[..., :50].double() + q[..., 50:].double() / 254)
+    rebuilt = s.double() * (q1.double() + q2.double() / 254)
     # bound s/508 from rounding t = w/s to q₁ + q₂/254; float32 t adds ≤ 2⁻²⁴·127·s
     assert bool(((rebuilt - w.double()).abs() <= s.double() * (1 / 508 + 127 * 2**-23)).all())
 

@@ -189,18 +189,32 @@ def read_fields(g_prog: Tensor, nu: Tensor, q2: Tensor, t_hi: Tensor, t_lo: Tens
     return w, (v * c[_I["var_scale"]].to(f32)).to(var_dtype)
 
 
-def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
+def int8_digits(w: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
     """``numerics.int8_digits`` of (C, ci, out_p) weights written for the compiler: the same
     arithmetic (column scale s = max|w|/127, q₁ = round(w/s), q₂ = round((w/s − q₁)·254)),
-    digits side by side (C, ci, 2·out_p) int8, and the units (C, 2, out_p): s, s/254. Two
-    forms because each is the fast one where it runs: compiled, this one takes 0.77 ms per 2 × 512 × 1024 weights
-    and the in-place one 7.3 ms; eager, the in-place one 1.05 ms and this one 1.9 ms. Tested
-    to give the same digits bit for bit."""
+    the digits (q₁, q₂) each (C, ci, out_p) int8, and the units (C, 2, out_p): s, s/254. Two
+    forms because each is the fast one where it runs: compiled, the eager form's in-place
+    ops took ten times as long; eager, this one twice as long (``read_digits`` compiles
+    it). Tested to give the same digits bit for bit."""
     sc = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-30) / 127
     t = w / sc
     q1 = torch.round(t)
-    return (torch.cat((q1, torch.round((t - q1) * DIGIT)), dim=2).to(torch.int8),
+    return ((q1.to(torch.int8), torch.round((t - q1) * DIGIT).to(torch.int8)),
             torch.cat((sc, sc / DIGIT), 1))
+
+
+def read_digits(g_prog: Tensor, nu: Tensor, q2: Tensor, t_hi: Tensor, t_lo: Tensor,
+                now: Tensor, c: Tensor, s: Structure, want_var: bool,
+                var_dtype: torch.dtype = torch.float32
+                ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor], Tensor]:
+    """``read_fields`` and the ``int8_digits`` of its weights in one kernel: (w, var, (q₁,
+    q₂), units). Compiled, the digits come from the weights the pass just computed (2.06
+    against 2.55 ms for the two kernels per 2 × 512 × 1024 pcm weights, two threads of an
+    Intel Xeon); the two digits are separate outputs because stacked or concatenated they
+    cost the pass another ~0.3 ms."""
+    w, var = read_fields(g_prog, nu, q2, t_hi, t_lo, now, c, s, want_var, var_dtype)
+    wq, ws = int8_digits(w)
+    return w, var, wq, ws
 
 
 # ------------------------------------------------------------------------------ programming
@@ -461,7 +475,7 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
 
     out[m, j] = bias[j] + Σ_c k[c, m]·sg[c, j]·ADC(μ[c, m, j] + σ[c, m, j]·z[c, m, j]), with
     μ the mean product (float32 (C, N, out_p); or with ``s.digits`` the int32 digit sums
-    (C, N, 2·out_p), [q₁ | q₂] columns, μ = fl(Σq₁·s) + fl(Σq₂·s₂) as
+    (2, C, N, out_p), Σq₁ then Σq₂, μ = fl(Σq₁·s) + fl(Σq₂·s₂) as
     ``numerics.int8_mean_product`` computes it; ``ws`` (C, 2, out_p) the digits' units s, s₂),
     σ² = ``var`` (C, N, out_p), any float dtype: u² @ var + σ_out², computed as the
     step-by-step read's ``baddbmm`` computes it; or c[0] = σ_out² without device noise,
@@ -473,9 +487,8 @@ def read_out(key: Tensor | None, mean: Tensor, ws: Tensor | None, var: Tensor | 
     """
     f32 = torch.float32
     if s.digits:
-        o = mean.shape[2] // 2
-        mu = (mean[..., :o].to(f32) * ws[:, :1]  # type: ignore[index]
-              + mean[..., o:].to(f32) * ws[:, 1:])  # type: ignore[index]
+        mu = (mean[0].to(f32) * ws[:, :1]  # type: ignore[index]
+              + mean[1].to(f32) * ws[:, 1:])  # type: ignore[index]
     else:
         mu = mean
     f = k * sg
@@ -519,7 +532,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "read_fields": read_fields, "program_into": program_into,
     "program_pairs_into": program_pairs_into, "second_devices": second_devices,
     "pulse_into": pulse_into, "dac_codes": dac_codes,
-    "read_out": read_out, "int8_digits": int8_digits}
+    "read_out": read_out, "read_digits": read_digits, "int8_digits": int8_digits}
 
 
 def kernel(name: str, structure: Structure | ReadStructure) -> Callable[..., Any]:

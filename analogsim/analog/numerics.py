@@ -42,6 +42,10 @@ NUMERICS: tuple[str, ...] = ("exact", "fast")
 #: Base of the second int8 digit of the mean weights (|digit| ≤ 127).
 DIGIT = 254
 
+#: The two int8 digits (q₁, q₂) of a read model's mean weights, each (C, ci, out_p) and
+#: contiguous, so that each crossbar's digit is one int8 matrix of a product (``int8_digits``).
+Digits = tuple[Tensor, Tensor]
+
 
 #: No fast path (``numerics: "exact"``, or a device without any).
 NONE: dict[str, bool] = {"int8_mean": False, "packed_int8": False, "bf16_variance": False,
@@ -122,8 +126,8 @@ def fast_paths(device_type: str) -> dict[str, bool]:
     if cpu_int_mm():
         u8 = u.to(torch.int8)
         # the int8 product computes both digits: twice the columns of the float32 one
-        w8 = torch.randint(-127, 128, (512, 1024), generator=g, dtype=torch.int8)
-        cands["int8"] = lambda: torch._int_mm(u8, w8)
+        w8 = torch.randint(-127, 128, (2, 512, 512), generator=g, dtype=torch.int8)
+        cands["int8"] = lambda: (torch._int_mm(u8, w8[0]), torch._int_mm(u8, w8[1]))
         if cpu_packed_int8():  # the float32 mean, against the int32 sums the read pass combines
             wq, ws = int8_digits(w[None])
             packs = pack_int8_digits(wq)
@@ -142,56 +146,53 @@ def describe(numerics: Numerics, device: torch.device | str = "cpu") -> dict[str
     return {"numerics": numerics, **paths}
 
 
-def int8_digits(w: Tensor) -> tuple[Tensor, Tensor]:
+def int8_digits(w: Tensor) -> tuple[Digits, Tensor]:
     """Two signed int8 digits of (C, ci, out_p) weights, per crossbar column.
 
     w ≈ s·q₁ + s₂·q₂, s = max_i |w[c, i, j]|/127 per column and s₂ = s/254 (float32); the
-    error is ≤ s/508 = max|w|/64 516 per weight. Returns the digits side by side, (C, ci,
-    2·out_p) int8, and the digits' units (C, 2, out_p): row 0 s, row 1 s₂. With integer DAC
-    codes u (|u| ≤ 127), u @ digits is exact in int32.
+    error is ≤ s/508 = max|w|/64 516 per weight. Returns the digits (q₁, q₂), each (C, ci,
+    out_p) int8, and their units (C, 2, out_p): row 0 s, row 1 s₂. With integer DAC codes u
+    (|u| ≤ 127), u @ q is exact in int32.
     """
     s = w.abs().amax(dim=1, keepdim=True).clamp_min_(1e-30).div_(127)
-    out_p = w.shape[2]
-    q = torch.empty(*w.shape[:2], 2 * out_p, dtype=torch.int8, device=w.device)
     t = w / s
     q1 = torch.round(t)
-    q[..., :out_p] = q1
-    q[..., out_p:] = t.sub_(q1).mul_(DIGIT).round_()
-    return q, torch.cat((s, s / DIGIT), 1)
+    q2 = t.sub_(q1).mul_(DIGIT).round_()
+    return (q1.to(torch.int8), q2.to(torch.int8)), torch.cat((s, s / DIGIT), 1)
 
 
-def int8_mean_product(u: Tensor, wq: Tensor, ws: Tensor, add: Tensor | None) -> Tensor:
+def int8_mean_product(u: Tensor, wq: Digits, ws: Tensor, add: Tensor | None) -> Tensor:
     """``add`` + u @ w per crossbar from ``int8_digits`` (wq, ws): (C, N, ci) integer codes →
     (C, N, out_p) float32.
 
-    Both digits in one int8 × int8 → int32 matmul per crossbar and block of rows (kept in
-    cache); the mean is μ = fl(fl(Σq₁·s) + fl(Σq₂·s₂)) (each sum converted to float32 once),
-    the arithmetic of oneDNN's int8 linear with a sum post-op, so that ``packed_mean_product``
+    One int8 × int8 → int32 matmul per digit, crossbar and block of rows (kept in cache); the
+    mean is μ = fl(fl(Σq₁·s) + fl(Σq₂·s₂)) (each sum converted to float32 once), the
+    arithmetic of oneDNN's int8 linear with a sum post-op, so that ``packed_mean_product``
     gives the same floats; then ``add`` + μ.
     """
     c_n, n, _ = u.shape
     out_p = ws.shape[2]
     u8 = u.to(torch.int8)  # exact: integer codes in [−127, 127]
     y = add if add is not None else torch.zeros(c_n, n, out_p, device=u.device)
-    rows = max(1, (1 << 21) // (2 * out_p))  # keep each int32 block in cache
+    rows = max(1, (1 << 20) // out_p)  # keep each int32 block in cache
     for c in range(c_n):
         for r in range(0, n, rows):
-            acc = torch._int_mm(u8[c, r:r + rows], wq[c])  # (rows, 2·out_p) int32
-            mu = torch.mul(acc[:, :out_p], ws[c, :1]).add_(torch.mul(acc[:, out_p:], ws[c, 1:]))
-            y[c, r:r + rows].add_(mu)
+            blk = u8[c, r:r + rows]
+            mu = torch.mul(torch._int_mm(blk, wq[0][c]), ws[c, :1])
+            y[c, r:r + rows].add_(mu.add_(torch.mul(torch._int_mm(blk, wq[1][c]), ws[c, 1:])))
     return y
 
 
-def pack_int8_digits(wq: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """``int8_digits``' digits (C, ci, 2·out_p) in oneDNN's packed layout for its int8 linear
+def pack_int8_digits(wq: Digits) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``int8_digits``' digits in oneDNN's packed layout for its int8 linear
     (``torch.ops.onednn.qlinear_prepack``), per crossbar: (q₁ packed, q₂ packed, zero points
     (out_p,) int64). About 0.9 ms per 512 × 1024 digit on two cores of an Intel Xeon: worth it
     for a read model read several times (``packed_mean_product``)."""
-    out_p = wq.shape[2] // 2
+    c_n, _, out_p = wq[0].shape
     pack = torch.ops.onednn.qlinear_prepack
-    zp = torch.zeros(out_p, dtype=torch.int64, device=wq.device)
-    return [(pack(wq[c, :, :out_p].t().contiguous(), None),
-             pack(wq[c, :, out_p:].t().contiguous(), None), zp) for c in range(wq.shape[0])]
+    zp = torch.zeros(out_p, dtype=torch.int64, device=wq[0].device)
+    return [(pack(wq[0][c].t().contiguous(), None), pack(wq[1][c].t().contiguous(), None), zp)
+            for c in range(c_n)]
 
 
 def packed_mean_product(u: Tensor, packs: list[tuple[Tensor, Tensor, Tensor]], ws: Tensor,

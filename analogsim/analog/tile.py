@@ -40,7 +40,8 @@ class ReadModel:
     out_var: (1, 1, 1) output-noise variance in ADC codes², var's dtype; None without it.
     gain:    (C, 1, out_p) global drift compensation, one digital factor per crossbar applied
              after the ADC; None without compensation.
-    wq, ws:  ``numerics.int8_digits(w)`` on the int8 path, else None.
+    wq, ws:  ``numerics.int8_digits(w)`` on the int8 path (the digits (q₁, q₂), each (C, ci,
+             out_p) int8, and their units (C, 2, out_p)), else None.
     packs:   wq packed for oneDNN's int8 linear (``numerics.pack_int8_digits``) once the
              model has been read ``PACK_AT_READ`` times on the packed path, else None.
     reads:   forward reads of this model so far.
@@ -50,7 +51,7 @@ class ReadModel:
     var: Tensor | None
     out_var: Tensor | None
     gain: Tensor | None
-    wq: Tensor | None = None
+    wq: num.Digits | None = None
     ws: Tensor | None = None
     packs: list[tuple[Tensor, Tensor, Tensor]] | None = None
     reads: int = 0
@@ -257,11 +258,14 @@ class AnalogTile(nn.Module):
         if paths["fused"]:
             now = self._now_tensor(now_s)
             fz = self._fusion
-            kern = fused.kernel("read_fields", fz.structure)
             var_dtype = torch.bfloat16 if paths["bf16_variance"] else torch.float32
-            w, var = kern(s.g_prog, s.nu, s.q2, *s.prog_times(), now, fz.c, fz.structure,
-                          noise, var_dtype)
-            return self._finish_read_model(w, var, paths, gain, digits)
+            args = (s.g_prog, s.nu, s.q2, *s.prog_times(), now, fz.c, fz.structure, noise,
+                    var_dtype)
+            if paths["int8_mean"] and digits:  # the digits in the same kernel
+                w, var, wq, ws = fused.kernel("read_digits", fz.structure)(*args)
+                return self._finish_read_model(w, var, paths, gain, (wq, ws))
+            w, var = fused.kernel("read_fields", fz.structure)(*args)
+            return self._finish_read_model(w, var, paths, gain, False)
         g, dt = st.conductances(s, now_s, p)
         unit = cv.a / cv.b  # normalized weight → ADC codes per DAC code
         w = s.weight_n(g, p.mapping.differential).mul_(unit)
@@ -281,19 +285,21 @@ class AnalogTile(nn.Module):
         return self._finish_read_model(w, var, paths, gain, digits)
 
     def _finish_read_model(self, w: Tensor, var: Tensor | None, paths: dict[str, bool],
-                           gain: bool, digits: bool) -> ReadModel:
+                           gain: bool, digits: bool | tuple[num.Digits, Tensor]
+                           ) -> ReadModel:
         """The read model of mean weights ``w`` and variances ``var``: output noise, int8
-        digits on that path (if ``digits``), and the compensation gain (a reference read) if
-        ``gain``."""
+        digits on that path (if ``digits``; given as (wq, ws) when computed already), and the
+        compensation gain (a reference read) if ``gain``."""
         p, cv = self.profile, self.conv
         out_var = None
         if p.adc.noise_std > 0:
             out_var = torch.full((1, 1, 1), (p.adc.noise_std / cv.b) ** 2, device=self.device,
                                  dtype=var.dtype if var is not None else torch.float32)
         m = ReadModel(w, var, out_var, None)
-        if paths["int8_mean"] and digits:
-            m.wq, m.ws = (fused.kernel("int8_digits", self._fusion.structure)(w)
-                          if paths["fused"] else num.int8_digits(w))
+        if isinstance(digits, tuple):
+            m.wq, m.ws = digits
+        elif paths["int8_mean"] and digits:
+            m.wq, m.ws = num.int8_digits(w)
         if gain:
             now = self._readout(m)
             m.gain = self.grid.expand(self.comp_ref / now.clamp_min(1e-4))
@@ -404,10 +410,11 @@ class AnalogTile(nn.Module):
         if packs is not None:  # the float32 mean, as the pass would combine the digits
             mean = num.packed_mean_product(u, packs, m.ws, None)  # type: ignore[arg-type]
         elif m.wq is not None:  # both digits' integer sums, combined in the pass
-            mean = torch.empty(c_n, xp.shape[0], m.wq.shape[2], dtype=torch.int32,
+            mean = torch.empty(2, c_n, xp.shape[0], gr.out_padded, dtype=torch.int32,
                                device=xp.device)
-            for c in range(c_n):
-                torch._int_mm(u[c], m.wq[c], out=mean[c])
+            for d in range(2):
+                for c in range(c_n):
+                    torch._int_mm(u[c], m.wq[d][c], out=mean[d, c])
         else:
             mean = torch.bmm(u, m.w)
         var = None  # σ² with the output noise, rounded as periphery.read_noise rounds it
