@@ -234,14 +234,15 @@ def test_int8_mean_product_matches_float32_and_the_packed_one_bit_for_bit(in_f: 
     """Same codes: the int8 digit product and the float32 one differ by at most the digits'
     error, Σ_i |u_i|·max|w|/64 516 per output (float32 rounding adds ~1e-6 relative); the
     packed product (oneDNN's int8 linear) gives the int8 product's floats, with and without
-    a term to add, on an odd batch."""
+    a term to add, on an odd batch; the digits' transposed copies for packing are the
+    transposes (tiled where 64 divides both sides, plain otherwise)."""
     from analogsim.analog import numerics as num
 
     if not num.cpu_int_mm():
         pytest.skip("this torch has no CPU torch._int_mm")
     gen = torch.Generator().manual_seed(0)
     c = in_f // cols + 1
-    w = torch.randn(c, cols, 60, generator=gen)
+    w = torch.randn(c, cols, 64, generator=gen)  # 512 × 64: packed from tiled transposes
     u = torch.randint(-127, 128, (c, 501, cols), generator=gen).float()
     u[0, 0] = 127.0  # with q₁ = 127 down column 0: the largest sums, past 2²⁴ with 1200 rows
     w[0, :, 0] = 1.0 - 1e-3 * torch.rand(cols, generator=gen)
@@ -252,6 +253,9 @@ def test_int8_mean_product_matches_float32_and_the_packed_one_bit_for_bit(in_f: 
     assert bool(((got.double() - ref).abs() <= bound + 1e-5 * ref.abs()).all())
     if not num.cpu_packed_int8():
         pytest.skip("this torch has no CPU oneDNN int8 linear giving the same floats")
+    for d in q:
+        tr = num._transposed(d[0])
+        assert tr.is_contiguous() and torch.equal(tr, d[0].t().contiguous())
     packs = num.pack_int8_digits(q)
     assert torch.equal(num.packed_mean_product(u, packs, s, None), got)
     add = torch.randn(got.shape, generator=gen)
