@@ -208,10 +208,10 @@ def read_digits(g_prog: Tensor, nu: Tensor, q2: Tensor, t_hi: Tensor, t_lo: Tens
                 var_dtype: torch.dtype = torch.float32
                 ) -> tuple[Tensor, Tensor | None, tuple[Tensor, Tensor], Tensor]:
     """``read_fields`` and the ``int8_digits`` of its weights in one kernel: (w, var, (q₁,
-    q₂), units). Compiled, the digits come from the weights the pass just computed (2.06
-    against 2.55 ms for the two kernels per 2 × 512 × 1024 pcm weights, two threads of an
-    Intel Xeon); the two digits are separate outputs because stacked or concatenated they
-    cost the pass another ~0.3 ms."""
+    q₂), units). Compiled, the digits come from the weights the pass just computed (2.1
+    against 2.25 ms for ``read_fields`` and ``int8_digits`` compiled apart, 2 × 512 × 1024 pcm
+    weights, two threads of an Intel Xeon); the two digits are separate outputs because
+    stacked or concatenated they cost the pass another ~0.3 ms."""
     w, var = read_fields(g_prog, nu, q2, t_hi, t_lo, now, c, s, want_var, var_dtype)
     wq, ws = int8_digits(w)
     return w, var, wq, ws

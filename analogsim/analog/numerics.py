@@ -125,7 +125,7 @@ def fast_paths(device_type: str) -> dict[str, bool]:
         "f32": lambda: u @ w, "bf16": lambda: u.bfloat16() @ w.bfloat16()}
     if cpu_int_mm():
         u8 = u.to(torch.int8)
-        # the int8 product computes both digits: twice the columns of the float32 one
+        # the int8 product computes both digits: two products of the float32 one's shape
         w8 = torch.randint(-127, 128, (2, 512, 512), generator=g, dtype=torch.int8)
         cands["int8"] = lambda: (torch._int_mm(u8, w8[0]), torch._int_mm(u8, w8[1]))
         if cpu_packed_int8():  # the float32 mean, against the int32 sums the read pass combines
