@@ -263,9 +263,9 @@ class AnalogTile(nn.Module):
                     var_dtype)
             if paths["int8_mean"] and digits:  # the digits in the same kernel
                 w, var, wq, ws = fused.kernel("read_digits", fz.structure)(*args)
-                return self._finish_read_model(w, var, paths, gain, (wq, ws))
+                return self._finish_read_model(w, var, gain, (wq, ws))
             w, var = fused.kernel("read_fields", fz.structure)(*args)
-            return self._finish_read_model(w, var, paths, gain, False)
+            return self._finish_read_model(w, var, gain, None)
         g, dt = st.conductances(s, now_s, p)
         unit = cv.a / cv.b  # normalized weight → ADC codes per DAC code
         w = s.weight_n(g, p.mapping.differential).mul_(unit)
@@ -282,24 +282,22 @@ class AnalogTile(nn.Module):
                 v.add_(g.shape[0] * (rn.absolute_uS / p.mapping.g_max_uS) ** 2)
             v.mul_(pair * unit**2)
             var = v.to(torch.bfloat16) if paths["bf16_variance"] else v
-        return self._finish_read_model(w, var, paths, gain, digits)
+        wd = num.int8_digits(w) if paths["int8_mean"] and digits else None
+        return self._finish_read_model(w, var, gain, wd)
 
-    def _finish_read_model(self, w: Tensor, var: Tensor | None, paths: dict[str, bool],
-                           gain: bool, digits: bool | tuple[num.Digits, Tensor]
-                           ) -> ReadModel:
-        """The read model of mean weights ``w`` and variances ``var``: output noise, int8
-        digits on that path (if ``digits``; given as (wq, ws) when computed already), and the
-        compensation gain (a reference read) if ``gain``."""
+    def _finish_read_model(self, w: Tensor, var: Tensor | None, gain: bool,
+                           digits: tuple[num.Digits, Tensor] | None) -> ReadModel:
+        """The read model of mean weights ``w``, variances ``var`` and int8 ``digits`` (wq,
+        ws; None off the int8 path): output noise, and the compensation gain (a reference
+        read) if ``gain``."""
         p, cv = self.profile, self.conv
         out_var = None
         if p.adc.noise_std > 0:
             out_var = torch.full((1, 1, 1), (p.adc.noise_std / cv.b) ** 2, device=self.device,
                                  dtype=var.dtype if var is not None else torch.float32)
         m = ReadModel(w, var, out_var, None)
-        if isinstance(digits, tuple):
+        if digits is not None:
             m.wq, m.ws = digits
-        elif paths["int8_mean"] and digits:
-            m.wq, m.ws = num.int8_digits(w)
         if gain:
             now = self._readout(m)
             m.gain = self.grid.expand(self.comp_ref / now.clamp_min(1e-4))
