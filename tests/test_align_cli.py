@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from analogsim.cli import main
 
 
@@ -20,10 +22,23 @@ def test_align_cli_writes_table_and_plot(tmp_path: Path, capsys) -> None:
     assert "| INP |" in capsys.readouterr().out
 
 
-def test_align_cli_bad_sizes_is_one_line(tmp_path: Path, capsys) -> None:
-    assert main(["align", "--sizes", "a,b", "--out", str(tmp_path)]) == 2
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--sizes", "a,b", "integers"),
+    ("--sizes", "0", "≥ 1"),
+    ("--sizes", "16,-5", "≥ 1"),
+    ("--rules", "", "at least one rule"),
+    ("--rules", "np,dann", "did you mean 'danp'"),
+    ("--sigma", "-1", "greater than or equal to 0"),
+    ("--sigma", "nan", "finite"),
+])
+def test_align_cli_bad_option_is_one_line_naming_it_and_writes_nothing(
+        tmp_path: Path, capsys, flag: str, value: str, says: str) -> None:
+    out = tmp_path / "out"
+    assert main(["align", "--sizes", "8", "--repeats", "1", "--batch", "20", flag, value,
+                 "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.strip().count("\n") == 0 and "--sizes" in err
+    assert err.strip().count("\n") == 0 and err.startswith(f"error: {flag}: ") and says in err
+    assert not out.exists()
 
 
 def test_align_cli_states_profile_and_baseline_and_keeps_earlier_results(

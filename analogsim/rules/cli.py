@@ -6,8 +6,11 @@ import argparse
 import csv
 from pathlib import Path
 
+import pydantic
 import torch
 
+from analogsim.config.rulespec import RuleSpec
+from analogsim.config.yaml_io import format_validation_error
 from analogsim.errors import ConfigError
 
 
@@ -44,8 +47,11 @@ def run_align(args: argparse.Namespace) -> int:
         hidden = [int(s) for s in args.sizes.split(",") if s]
     except ValueError:
         raise ConfigError(f"--sizes: expected comma-separated integers, got {args.sizes!r}") from None
+    if any(h < 1 for h in hidden):
+        raise ConfigError(f"--sizes: every width must be ≥ 1, got {args.sizes!r}")
     if args.repeats < 1 or args.batch < 1:
         raise ConfigError("--repeats and --batch must be ≥ 1")
+    specs = _rule_specs(args.rules, args.sigma, args.baseline)
     out = Path(args.out)
     earlier = [out / n for n in ("alignment.csv", "alignment.png") if (out / n).exists()]
     if earlier and not args.fresh:
@@ -58,14 +64,12 @@ def run_align(args: argparse.Namespace) -> int:
     ds = data.load(args.dataset, "train")
     x, t = ds.x[: args.batch], ds.y[: args.batch]
     sizes = [x.shape[1], *hidden, t.shape[1]]
-    rules = [r.strip() for r in args.rules.split(",") if r.strip()]
 
     def factory(rep: int) -> torch.nn.Module:
         return analogsim.analogize(models.mlp(sizes, seed=rep), profile,
                                    generator=torch.Generator().manual_seed(rep))
 
-    res = alignment(factory, x, t, rules=rules, repeats=args.repeats, sigma=args.sigma,
-                    baseline=args.baseline)
+    res = alignment(factory, x, t, rules=specs, repeats=args.repeats)
     out.mkdir(parents=True, exist_ok=True)
     rows = [(name, layer + 1, m, s, args.repeats, profile.name, baseline)
             for name, a in res.items() for layer, (m, s) in enumerate(zip(a.mean(), a.sem()))]
@@ -89,6 +93,29 @@ def run_align(args: argparse.Namespace) -> int:
         print(f"| {name.upper()} | {cells} |")
     print(f"wrote {out / 'alignment.csv'} and {out / 'alignment.png'}")
     return 0
+
+
+_FLAGS = {"name": "--rules", "sigma": "--sigma", "baseline": "--baseline"}
+
+
+def _rule_specs(rules: str, sigma: float, baseline: str) -> list[RuleSpec]:
+    """The rules of ``--rules`` (comma separated) with ``--sigma`` and ``--baseline``, checked
+    before anything runs: a bad one raises ``ConfigError`` naming its option."""
+    names = [r.strip() for r in rules.split(",") if r.strip()]
+    if not names:
+        raise ConfigError(f"--rules: name at least one rule (bp, np, inp, anp, dbp, dnp, dinp, "
+                          f"danp), got {rules!r}")
+    specs = []
+    for name in names:
+        data = {"name": name, "sigma": sigma, "baseline": baseline}
+        try:
+            specs.append(RuleSpec.model_validate(data))
+        except pydantic.ValidationError as exc:
+            line = format_validation_error("align", exc, data, RuleSpec).splitlines()[0]
+            field = line.split(": ", 2)[1]
+            raise ConfigError(line.replace(f"align: {field}: ",
+                                           f"{_FLAGS.get(field, field)}: ", 1)) from None
+    return specs
 
 
 def _alignment_bars(stats: dict[str, tuple[list[float], list[float]]], path: Path,
