@@ -1,6 +1,6 @@
 """Command line: analogsim run | plot | report | align | devices | data.
 
-Every user error is one line on stderr and exit code 2; no traceback.
+Every user error is one line per problem on stderr and exit code 2; no traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import yaml
 
-from analogsim.errors import AnalogsimError
+from analogsim.errors import AnalogsimError, error_lines
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -38,7 +38,7 @@ def _devices(args: argparse.Namespace) -> int:
         try:
             p: DeviceProfile = load_profile(f)
         except AnalogsimError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(error_lines(err), file=sys.stderr)
             failed += 1
         else:
             print(f"{f}: ok ({p.name})")
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AnalogsimError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(error_lines(err), file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into a reader that stopped (``| head``)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -43,3 +43,8 @@ class DivergenceError(AnalogsimError):
         super().__init__(f"training diverged at step {step}: non-finite or exploding {what}")
         self.step = step
         self.what = what
+
+
+def error_lines(err: BaseException) -> str:
+    """``err`` as the CLI prints it: ``error: `` before each of its lines (one per problem)."""
+    return "\n".join(f"error: {line}" for line in str(err).splitlines() or [""])

@@ -41,3 +41,21 @@ def test_profile_and_scenario_errors_suggest(tmp_path: Path, capsys) -> None:
     assert "rules.0.name" in err_text and "(got 'dnap'); did you mean 'dnp' or" in err_text
     assert "epoks: unknown field (got 1); did you mean 'epochs'?" in err_text
     assert "Traceback" not in err_text
+
+
+def test_misspelt_required_field_is_one_line_not_also_missing(tmp_path: Path, capsys) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: s\ndataset: digits\nprofiles: [ideal]\nrules: [np]\n"
+                        "seeds: [0]\nepcohs: 1\nbatch_size: 10\n")
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"error: {scenario}: epcohs: unknown field (got 1); did you mean 'epochs'?"]
+    assert not (tmp_path / "out").exists()
+    # a required field missing with no misspelling beside it is still reported
+    scenario.write_text("name: s\ndataset: digits\nprofiles: [ideal]\nrules: [np]\n"
+                        "seeds: [0]\nbatch_size: 10\ncolour: red\n")
+    assert main(["run", str(scenario), "--out", str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith(f"error: {scenario}: ") for line in lines)
+    assert any("epochs: Field required" in line for line in lines)

@@ -11,12 +11,17 @@ from typing import Any
 import pydantic
 
 
+def close_matches(word: object, options: Iterable[str]) -> list[str]:
+    """The (at most two) options closest to ``word``, closest first; none for a non-string."""
+    if not isinstance(word, str):
+        return []
+    return difflib.get_close_matches(word, sorted(options), n=2, cutoff=0.6)
+
+
 def did_you_mean(word: object, options: Iterable[str]) -> str:
     """``"; did you mean 'epochs'?"`` for the (at most two) closest options to ``word``,
     else ``""``."""
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, sorted(options), n=2, cutoff=0.6)
+    close = close_matches(word, options)
     return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 

@@ -221,6 +221,25 @@ def _hint(err: dict[str, Any], model: type[pydantic.BaseModel] | None) -> str:
     return ""
 
 
+def _misspelt_required(errors: list[Any], model: type[pydantic.BaseModel] | None
+                       ) -> set[tuple[Any, ...]]:
+    """Locations of required fields reported missing whose misspelling is reported as an
+    unknown field beside them (``epcohs`` for ``epochs``): one line says both."""
+    from analogsim.config.suggest import close_matches, fields_at
+
+    missing = {tuple(e["loc"]) for e in errors if e["type"] == "missing"}
+    if model is None or not missing:
+        return set()
+    found = set()
+    for e in errors:
+        loc = tuple(e["loc"])
+        if e["type"] == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            for name in close_matches(loc[-1], fields_at(model, loc[:-1])):
+                if (*loc[:-1], name) in missing:
+                    found.add((*loc[:-1], name))
+    return found
+
+
 def format_validation_error(source: str, exc: pydantic.ValidationError,
                             data: Any = None,
                             model: type[pydantic.BaseModel] | None = None) -> str:
@@ -233,8 +252,12 @@ def format_validation_error(source: str, exc: pydantic.ValidationError,
     message.
     """
     entries: dict[str, Any] = {}  # group → error, or {member: [errors]} for a union
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    misspelt = _misspelt_required(errors, model)
+    for err in errors:
         loc = tuple(err["loc"])
+        if err["type"] == "missing" and loc in misspelt:
+            continue  # its misspelling's line says it ("did you mean …?")
         tags = [i for i, p in enumerate(loc) if isinstance(p, str) and _TAG.match(p)]
         if not tags:
             entries.setdefault(".".join(map(str, loc)), [err])
