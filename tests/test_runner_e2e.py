@@ -101,6 +101,25 @@ def test_plot_command_rebuilds_table_from_records(reference: Path,
     assert (reference / "summary.csv").is_file()
 
 
+def test_damaged_results_are_named_not_silently_used(reference: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    folder = tmp_path / "damaged"
+    shutil.copytree(reference, folder)
+    records = folder / "records.jsonl"
+    lines = records.read_text().splitlines(keepends=True)
+    records.write_text("".join([*lines[:3], "garbage\n", "[1, 2]\n", *lines[3:]]))
+    assert main(["plot", str(folder)]) == 0  # plotted from what is intact, with a warning
+    out = capsys.readouterr()
+    assert f"warning: {records}: 2 damaged line(s) left out" in out.err
+    assert "| ideal | BP | 2 | 0 | 0.1 |" in out.out
+    (folder / "manifest.json").write_text("{not json")
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "manifest.json: not valid JSON" in err
+
+
 def test_existing_results_need_resume_and_the_same_scenario(reference: Path,
                                                            tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="already holds results"):

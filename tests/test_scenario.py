@@ -97,16 +97,18 @@ def test_drift_compensation_override() -> None:
 
 
 BAD = [
-    ("unknown rule", {"rules": ["danp", "xnp"], "lr": 0.01}, "rules.1.name"),
+    ("unknown rule", {"rules": ["danp", "xnp"], "lr": 0.01}, "rules.1: Input should be"),
+    ("unknown rule, written out", {"rules": [{"name": "xnp"}], "lr": 0.01},
+     "rules.0.name: Input should be"),
     ("missing profile file", {"profiles": ["ideal", "nowhere/none.yaml"]},
-     "profiles[1]: "),
+     "profiles.1: "),
     ("sweep over a missing field",
      {"sweep": {"field": "read_noise.colour", "values": [0.1, 0.2]}},
      "sweep.field: profile ideal: read_noise.colour: no such field"),
     ("sweep value out of range",
      {"sweep": {"field": "read_noise.q_coeff", "values": [0.1, -1.0]}}, "sweep.values"),
     ("negative epochs", {"epochs": -3}, "epochs: Input should be greater than or equal to 1"),
-    ("unknown dataset", {"dataset": "imagenet"}, "dataset.name: unknown data set 'imagenet'; known: digits"),
+    ("unknown dataset", {"dataset": "imagenet"}, "dataset: unknown data set 'imagenet'; known: digits"),
     ("clean baseline on hardware", {"baselines": ["clean"]},
      "baselines: 'clean' needs a noise-free pass, but profile pcm"),
     ("η missing for a rule", {"lr": {"danp": 0.01}}, "lr has no η for rule bp"),
@@ -153,6 +155,8 @@ def test_bad_scenario_fails_before_training_with_one_line(
 def test_missing_scenario_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="file not found"):
         load_scenario(tmp_path / "nope.yaml")
+    with pytest.raises(ScenarioError, match="a folder, not a YAML file"):
+        load_scenario(tmp_path)
 
 
 def test_cuda_asked_without_cuda_fails_up_front(tmp_path: Path) -> None:

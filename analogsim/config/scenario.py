@@ -299,7 +299,7 @@ class Scenario(_Data):
         if self.baselines is not None:
             for i, spec in enumerate(self.rules):
                 if "baseline" in spec.model_fields_set:
-                    raise ValueError(f"rules.{i}.baseline, baselines: rules[{i}] sets "
+                    raise ValueError(f"rules.{i}.baseline, baselines: rule {i} sets "
                                      "baseline and the scenario sets "
                                      "baselines; set it in one place")
         if len({r.model_dump_json() for r in self.rules}) != len(self.rules):

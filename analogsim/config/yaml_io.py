@@ -132,6 +132,8 @@ def parse_yaml(text: str) -> Any:
 
 def read_yaml(path: Path, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
     """Read a YAML mapping from ``path``; raise ``error`` with a one-line message otherwise."""
+    if path.is_dir():
+        raise error(f"{path}: a folder, not a YAML file")
     if not path.is_file():
         raise error(f"{path}: file not found")
     try:
@@ -181,6 +183,9 @@ def _display_path(loc: tuple[Any, ...], data: Any) -> str:
             continue
         if (isinstance(p, str) and i < len(loc) - 1 and isinstance(node, dict)
                 and p not in node):
+            continue
+        if isinstance(p, str) and parts and node is not None and not isinstance(
+                node, (dict, list)):  # a field of a shorthand (``dataset: digits``)
             continue
         parts.append(str(p))
         if isinstance(node, dict):
@@ -274,7 +279,8 @@ def format_validation_error(source: str, exc: pydantic.ValidationError,
         for err in errs:
             path = _display_path(tuple(err["loc"]), data)
             got = err.get("input")
-            show = err["type"] not in ("missing",) and not isinstance(got, dict)
+            show = (err["type"] not in ("missing",) and not isinstance(got, dict)
+                    and repr(got) not in str(err["msg"]))  # the message quotes it already
             shown_value = f" (got {shown(got)})" if show else ""
             where = f"{path}: " if path else ""
             lines.append(f"{source}: {where}{_message(err)}{shown_value}{_hint(err, model)}")

@@ -34,7 +34,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``data`` command and its sub-commands to the main CLI's ``subparsers``."""
-    data = subparsers.add_parser("data", help="list, check and download data sets")
+    data = subparsers.add_parser(
+        "data", help="list, check and download data sets",
+        description="The data sets a scenario can name: where each was found on this machine, "
+                    "whether it loads, and how to get one that is missing.")
     dsub = data.add_subparsers(dest="data_cmd", metavar="{list,check,download}")
     data.set_defaults(data_parser=data)
     lst = dsub.add_parser("list", help="every set: where it was found, or how to get it")

@@ -80,9 +80,11 @@ def canonical(name: str) -> str:
     key = ALIASES.get(key, key)
     if key in SUMMARIES:
         return key
-    hint = (" SARCOS itself cannot be obtained here; 'robot-dynamics' is its generated "
-            "stand-in." if key == "sarcos" else "")
-    raise DataError(f"unknown data set {name!r}; known: {', '.join(SUMMARIES)}.{hint}")
+    from analogsim.config.suggest import did_you_mean
+
+    hint = ("; SARCOS itself cannot be obtained here, 'robot-dynamics' is its generated "
+            "stand-in" if key == "sarcos" else did_you_mean(key, [*SUMMARIES, *ALIASES]))
+    raise DataError(f"unknown data set {name!r}; known: {', '.join(SUMMARIES)}{hint}")
 
 
 def how_to_get(name: str, *, offer_download: bool = True) -> str:

@@ -80,7 +80,11 @@ def load_run(folder: Path) -> Run | None:
     man = folder / "manifest.json"
     if not man.is_file():
         return None
-    run = Run(folder, json.loads(man.read_text()), read_records(folder))
+    try:
+        manifest = json.loads(man.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{man.name}: not valid JSON ({err})") from None
+    run = Run(folder, manifest, read_records(folder))
     if run.cells:
         run.summary = summarize(run.records)
     return run

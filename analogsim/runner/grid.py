@@ -125,7 +125,7 @@ def profile_variants(scenario: Scenario, source: str) -> list[ProfileVariant]:
             if comp is not None:
                 prof = prof.with_field("drift.compensation", comp)
         except ProfileError as err:
-            raise ScenarioError(f"{source}: profiles[{i}]: {err}") from None
+            raise ScenarioError(f"{source}: profiles.{i}: {err}") from None
         bases.append(prof)
     names = [p.name for p in bases]
     dup = sorted({n for n in names if names.count(n) > 1})

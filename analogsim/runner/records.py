@@ -148,7 +148,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def parse_lines(text: str) -> tuple[list[dict[str, Any]], int]:
-    """Records of every complete, valid line and the count of lines dropped (a torn tail)."""
+    """Records (JSON objects) of every complete, valid line and the count of lines dropped
+    (a torn tail, a damaged line)."""
     rows, dropped = [], 0
     lines = text.split("\n")
     tail = lines.pop()  # after the last newline: empty, or a torn write
@@ -158,8 +159,12 @@ def parse_lines(text: str) -> tuple[list[dict[str, Any]], int]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
             dropped += 1
     return rows, dropped
 
