@@ -23,14 +23,18 @@
     noise, ADC, rescale and sum over input tiles after them as two compiled passes
     (``fused.dac_codes``, ``fused.read_out``), the noise from a per-read key
     (``normals.split_normals``).
-  The choice is part of what a run records (``describe``), so it can be replayed.
+  The choice is part of what a run records (``describe``); a scenario run races once, in
+  the process that writes the manifest, and every cell (worker processes, Ray tasks, a
+  resumed run) takes the recorded paths (``fixed_paths``), so the records do not depend on
+  which worker raced what.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Literal
 
 import torch
@@ -101,15 +105,65 @@ def race(fns: dict[str, Callable[[], object]], rounds: int = 7) -> dict[str, flo
     return {k: v * 1e3 for k, v in best.items()}
 
 
-@functools.cache
+#: Paths fixed by ``fixed_paths`` per device type, in place of this process's own races.
+_FIXED: dict[str, dict[str, bool]] = {}
+
+
 def fast_paths(device_type: str) -> dict[str, bool]:
+    """The fast paths this process takes on ``device_type``: those fixed by ``fixed_paths``
+    (a run's recorded choice), else those that measured faster here (``raced_paths``)."""
+    fixed = _FIXED.get(device_type)
+    return dict(fixed) if fixed is not None else raced_paths(device_type)
+
+
+@contextlib.contextmanager
+def fixed_paths(device_type: str, paths: Mapping[str, bool] | None) -> Iterator[None]:
+    """Within the block, ``fast_paths(device_type)`` is ``paths`` (a run's recorded choice,
+    so that every cell takes the same paths whichever process runs it), less any this host
+    cannot take (no int8 product, no compiler); None changes nothing. ValueError for a
+    mapping whose keys are not the paths' names."""
+    if paths is None:
+        yield
+        return
+    if set(paths) != set(NONE):
+        raise ValueError(f"fast paths must name exactly {', '.join(NONE)}, got "
+                         f"{', '.join(map(str, paths))}")
+    can = _possible(device_type)
+    before = _FIXED.get(device_type)
+    _FIXED[device_type] = {k: bool(paths[k]) and can[k] for k in NONE}
+    try:
+        yield
+    finally:
+        if before is None:
+            _FIXED.pop(device_type, None)
+        else:
+            _FIXED[device_type] = before
+
+
+@functools.cache
+def _possible(device_type: str) -> dict[str, bool]:
+    """Which fast paths this host can take on ``device_type`` at all, whatever they cost."""
+    from analogsim.analog import fused
+
+    if device_type not in ("cpu", "cuda"):
+        return dict(NONE)
+    compiled = fused.compiled_ok(device_type)
+    cpu = device_type == "cpu"
+    return {"int8_mean": cpu and cpu_int_mm(), "packed_int8": cpu and cpu_packed_int8(),
+            "bf16_variance": True, "fused": compiled, "fused_read": compiled}
+
+
+@functools.cache
+def raced_paths(device_type: str) -> dict[str, bool]:
     """Which fast paths pay on this host's ``device_type``, measured once per process in
     interleaved races (``race``): ``int8_mean`` and ``bf16_variance`` against the float32
     product of a batch-1000 read of a 512 × 512 crossbar, each taken at ≤ 0.9 of its time;
     ``packed_int8`` (``packed_mean_product``, digits combined) against the int8 product's
     int32 sums there, at ≤ 0.9 (packing itself is paid once per read model, not raced);
     ``fused`` (compiled device math, ``fused.pays``) and ``fused_read`` (the compiled rest of
-    a read, ``fused.read_pays``) against their step-by-step passes, taken at ≤ 0.8."""
+    a read, ``fused.read_pays``) against their step-by-step passes, taken at ≤ 0.8. On CUDA
+    nothing is raced: bf16 variances, and compiled device math and reads where Triton
+    compiles."""
     from analogsim.analog import fused
 
     if device_type == "cuda":

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from analogsim.analog import on_device, refresh
+from analogsim.analog import numerics, on_device, refresh
 from analogsim.clock import SimClock
 from analogsim.config.scenario import Scenario
 from analogsim.data import Dataset
@@ -53,6 +53,8 @@ class CellJob:
     # and the rows of trials an interrupted run of this search finished (their η not rerun)
     search_file: str | None = None
     prior_trials: tuple[dict[str, Any], ...] = ()
+    # the run's recorded fast paths (``numerics: fast``), taken instead of this worker's races
+    paths: dict[str, bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -380,4 +382,5 @@ def _fmt_metrics(m: dict[str, Any], split: str = "test") -> str:
 def run_job(job: CellJob) -> CellResult:
     """Run one cell with ``job.threads`` torch CPU threads; the executors' entry point."""
     torch.set_num_threads(job.threads)
-    return CellRunner(job).run()
+    with numerics.fixed_paths(torch.device(job.device).type, job.paths):
+        return CellRunner(job).run()

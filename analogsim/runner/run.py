@@ -104,6 +104,17 @@ def _codes(previous: list[str]) -> list[str]:
     return [*previous, now]
 
 
+def _numerics_record(setting: str, device: str, previous: dict[str, Any] | None
+                     ) -> dict[str, object]:
+    """The manifest's ``numerics``: a resumed run's recorded paths (its cells took them),
+    else this process's choice on ``device`` (``numerics.describe``)."""
+    old = (previous or {}).get("numerics")
+    if (isinstance(old, dict) and old.get("numerics") == setting
+            and set(old) == {"numerics", *numerics.NONE}):
+        return dict(old)
+    return numerics.describe(setting, device)  # type: ignore[arg-type]
+
+
 def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
               previous: dict[str, Any] | None) -> dict[str, Any]:
     sc = grid.scenario
@@ -119,7 +130,7 @@ def _manifest(grid: Grid, source: str, executor: str, jobs: int, threads: int,
         # every commit that ran part of this folder, in order (a resumed run may add one)
         "code": _codes((previous or {}).get("code", [])),
         "device": sc.device,
-        "numerics": numerics.describe(sc.numerics, sc.device),
+        "numerics": _numerics_record(sc.numerics, sc.device, previous),
         "executor": executor,
         "jobs": jobs,
         "threads_per_cell": threads,
@@ -289,12 +300,17 @@ def _run_locked(grid: Grid, folder: Path, src: str, executor: Executor, jobs: in
             ready.append(c if c.lr is not None else dataclasses.replace(c, lr=chosen[g]))
     searches = {g: first[g] for g in waiting}  # one per group, on the group's first cell (seed)
 
+    # every cell takes the recorded fast paths, whichever process runs it
+    paths = ({k: bool(manifest["numerics"][k]) for k in numerics.NONE}
+             if grid.scenario.numerics == "fast" else None)
+
     def job(c: Cell, search: bool = False) -> CellJob:
         # local searches append each trial as it ends (Ray workers may not see this folder)
         return CellJob(grid.scenario, c, len(grid.cells), grid.scenario.device, threads,
                        verbose, search,
                        search_file=str(folder / SEARCH) if search and executor != "ray" else None,
-                       prior_trials=tuple(tried.get(c.group, ())) if search else ())
+                       prior_trials=tuple(tried.get(c.group, ())) if search else (),
+                       paths=paths)
 
     progress = GridProgress(len(grid.cells), len(report.reused),
                             enabled=show_progress or verbose, plain=verbose)
