@@ -154,6 +154,26 @@ def test_noise_free_mvm_matches_reference(out_f: int, read_path: str) -> None:
     assert float(diff.max()) <= 1.01 * lsb
 
 
+def test_reads_take_any_float_input_and_an_empty_batch(read_path: str) -> None:
+    """Both reads and the transposed read convert in float32 (a bfloat16 batch reads as its
+    float32 values): the same chip state and seed give the same outputs, float32; an empty
+    batch gives an empty output."""
+    g = torch.Generator().manual_seed(6)
+    w, x = torch.randn(30, 40, generator=g), torch.rand(9, 40, generator=g).bfloat16()
+    grad = torch.randn(9, 30, generator=g).bfloat16()
+    outs = []
+    for a, b in ((x, grad), (x.float(), grad.float())):
+        t = AnalogTile(30, 40, load_profile("pcm"), analogsim.SimClock(),
+                       torch.Generator().manual_seed(2), numerics=read_path)
+        t.program(w)
+        outs.append((t.mvm(a), t.mvm_transposed(b)))
+    for got, want in zip(*outs, strict=True):
+        assert got.dtype == torch.float32 and torch.equal(got, want)
+    state = t.generator.get_state()  # an empty batch reads nothing and draws nothing
+    assert t.mvm(x[:0]).shape == (0, 30) and t.mvm_transposed(grad[:0]).shape == (0, 40)
+    assert torch.equal(t.generator.get_state(), state)
+
+
 def _two_tile_layer(p: DeviceProfile, gen: torch.Generator, numerics: str = "exact") -> tuple:
     clock = analogsim.SimClock()
     w = torch.randn(40, 700, generator=gen)

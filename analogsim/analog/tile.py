@@ -361,10 +361,14 @@ class AnalogTile(nn.Module):
         read noise → additive output noise → ADC per crossbar → digital rescale (DAC scale,
         weight scale, drift compensation) and sum over input tiles. Random draws: (C,
         repeats·N, out_p) normals per call. ``repeats`` > 1 reads ``x`` that many times, each
-        with its own noise, converting and multiplying once.
+        with its own noise, converting and multiplying once. Float32 whatever the input's
+        dtype: the DAC takes the input's float32 values.
         """
         gr = self.grid
+        x = x.float()
         n, c_n = x.shape[0], gr.n_col
+        if n == 0:  # nothing read, nothing drawn
+            return x.new_zeros(0, gr.out_features)
         m = self.read_model()
         xp = x if gr.in_padded == gr.in_features else torch.nn.functional.pad(
             x, (0, gr.in_padded - gr.in_features))
@@ -474,10 +478,13 @@ class AnalogTile(nn.Module):
         crossbar; what a chip's transposed read (the backward of on-chip BP) measures.
 
         Per-column weight scales are applied to the inputs digitally before their DAC; tile
-        scales and the drift compensation after the ADC.
+        scales and the drift compensation after the ADC. Float32 whatever ``g``'s dtype.
         """
         gr, cv, s = self.grid, self.conv, self.state
+        g = g.float()
         n, c_n, r_n = g.shape[0], gr.n_col, gr.n_row
+        if n == 0:
+            return g.new_zeros(0, gr.in_features)
         m = self.read_model()
         if "wT" not in m.cache:
             m.cache["wT"] = gr.transposed(m.w)
