@@ -96,15 +96,9 @@ def drift_factor(nu: Tensor, dt_s: float | Tensor, t0_s: float) -> Tensor:
 
 
 # ------------------------------------------------------------------------------ read noise
-def one_over_f_factor(cfg: ReadNoise, dt_s: float, t0_s: float) -> float:
-    """sqrt(ln((dt + t0 + t_read)/(2·t_read))) when ``one_over_f``, else 1: multiplies σ_rel."""
-    if not cfg.one_over_f:
-        return 1.0
-    return math.sqrt(math.log((dt_s + t0_s + cfg.t_read_s) / (2 * cfg.t_read_s)))
-
-
 def one_over_f_sq(cfg: ReadNoise, dt_s: Tensor, t0_s: float) -> Tensor:
-    """``one_over_f_factor``² for per-device times since programming ``dt_s`` (any shape)."""
+    """ln((dt + t0 + t_read)/(2·t_read)) for per-device times since programming ``dt_s`` (any
+    shape): the square of the 1/f factor that multiplies σ_rel (with ``one_over_f``)."""
     return dt_s.add(t0_s + cfg.t_read_s).div_(2 * cfg.t_read_s).log_()
 
 

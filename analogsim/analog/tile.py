@@ -407,8 +407,10 @@ class AnalogTile(nn.Module):
             "codes" if cv.adc_top is not None else "clip" if cv.output_bound is not None
             else "none", bias is not None, cv.absmax, cv.dac_top is not None, packs is not None)
         cst = self._read_consts
-        u, u2, k = fused.kernel("dac_codes", rs)(
-            xp.float(), c_n, cst, rs, m.wq is not None, m.var.dtype if m.var is not None else None)
+        dac = fused.ReadStructure(False, False, False, "none", False, rs.absmax, rs.dac)
+        u, u2, k = fused.kernel("dac_codes", dac)(  # one kernel per DAC, whatever the read
+            xp.float(), c_n, cst, dac, m.wq is not None, m.var.dtype if m.var is not None
+            else None)
         if packs is not None:  # the float32 mean, as the pass would combine the digits
             mean = num.packed_mean_product(u, packs, m.ws, None)  # type: ignore[arg-type]
         elif m.wq is not None:  # both digits' integer sums, combined in the pass
@@ -498,7 +500,7 @@ class AnalogTile(nn.Module):
         if per_xbar is not None:
             xin = xin * per_xbar
         u, k = periphery.encode(xin.reshape(c_n * r_n, n, gr.ro), cv)
-        out_var = m.out_var.float() if m.out_var is not None else None  # float32 here
+        out_var = m.out_var.float() if m.out_var is not None else None  # widened, as varT
         noise = periphery.read_noise(u, m.cache.get("varT"), out_var, gr.ci, self._normals)
         y = torch.bmm(u, m.cache["wT"]) if noise is None else torch.baddbmm(noise, u,
                                                                             m.cache["wT"])
