@@ -76,16 +76,20 @@ def cpu_int_mm() -> bool:
 @functools.cache
 def cpu_packed_int8() -> bool:
     """Whether this torch has oneDNN's packed int8 linear on the CPU and it gives
-    ``int8_mean_product``'s floats bit for bit (odd shapes, full-range codes and digits)."""
+    ``int8_mean_product``'s floats bit for bit (full-range codes and digits; odd shapes, and a
+    crossbar's batch-1000 shape, for which oneDNN may take another kernel)."""
     if not cpu_int_mm():
         return False
     try:
         g = torch.Generator().manual_seed(0)
-        w = torch.randn(2, 70, 37, generator=g)
-        u = torch.randint(-127, 128, (2, 9, 70), generator=g).float()
-        q, s = int8_digits(w)
-        got = packed_mean_product(u, pack_int8_digits(q), s, None)
-        return bool(torch.equal(got, int8_mean_product(u, q, s, None)))
+        for c_n, n, ci, out in ((2, 9, 70, 37), (1, 1000, 512, 128)):
+            w = torch.randn(c_n, ci, out, generator=g)
+            u = torch.randint(-127, 128, (c_n, n, ci), generator=g).float()
+            q, s = int8_digits(w)
+            got = packed_mean_product(u, pack_int8_digits(q), s, None)
+            if not torch.equal(got, int8_mean_product(u, q, s, None)):
+                return False
+        return True
     except (AttributeError, RuntimeError, NotImplementedError):
         return False
 
