@@ -454,26 +454,52 @@ def test_evaluation_averages_n_reps_reads_of_a_noisy_chip() -> None:
 
 
 # ---------------------------------------------------------------- claims against the spread
-def test_a_claim_holds_only_beyond_the_combined_sem() -> None:
+def test_a_claim_holds_only_when_a_welch_t_test_gives_its_sign() -> None:
     from analogsim.report.paper import HOLDS, NOT_HOLDS, UNRESOLVED, all_of, judge, stat
+    from analogsim.report.stats import t_critical, welch_df
 
     a = stat([0.80, 0.82, 0.84])  # mean 0.82, s.e.m. 0.02/√3
     assert a.mean == pytest.approx(0.82) and a.sem == pytest.approx(0.02 / math.sqrt(3))
-    spread = math.hypot(a.sem, a.sem)  # the combined s.e.m. of two such sides: 0.0163
+    # two sides of three seeds with equal spreads: 4 degrees of freedom, t = 2.776
+    assert welch_df([a, a]) == pytest.approx(4.0) and t_critical(4.0) == 2.776
+    bound = 2.776 * math.hypot(a.sem, a.sem)
 
     def shifted(d: float) -> Any:  # the same spread, mean 0.82 − d
         return stat([0.80 - d, 0.82 - d, 0.84 - d])
 
-    assert judge(a, shifted(1.1 * spread)) == HOLDS
-    assert judge(a, shifted(0.9 * spread)) == UNRESOLVED
-    assert judge(shifted(0.9 * spread), a) == UNRESOLVED
-    assert judge(shifted(1.1 * spread), a) == NOT_HOLDS
+    assert judge(a, shifted(1.05 * bound)) == HOLDS
+    assert judge(a, shifted(0.95 * bound)) == UNRESOLVED
+    assert judge(shifted(0.95 * bound), a) == UNRESOLVED
+    assert judge(shifted(1.05 * bound), a) == NOT_HOLDS
     assert judge(stat([0.9]), stat([0.1])) == UNRESOLVED  # one seed: no spread to judge by
-    # "within 2 points": a − b > −0.02 beyond the spread
-    assert judge(shifted(0.02 - 1.1 * spread), a, margin=-0.02) == HOLDS
-    assert judge(shifted(0.02 + 0.5 * spread), a, margin=-0.02) == UNRESOLVED
+    assert judge(stat([0.5, 0.5]), stat([0.4, 0.4])) == HOLDS  # no spread at all: exact
+    # "within 2 points": a − b > −0.02 by the test
+    assert judge(shifted(0.02 - 1.05 * bound), a, margin=-0.02) == HOLDS
+    assert judge(shifted(0.02 + 0.5 * bound), a, margin=-0.02) == UNRESOLVED
     assert all_of([HOLDS, HOLDS]) == HOLDS and all_of([HOLDS, UNRESOLVED]) == UNRESOLVED
     assert all_of([UNRESOLVED, NOT_HOLDS]) == NOT_HOLDS
+    # between table entries, linear in 1/df: t(2.5) = 3.630 against the exact 3.575 (a
+    # numerical quantile of the t density), t(35) = 2.030 against 2.030
+    assert t_critical(2.5) == pytest.approx(3.6304, abs=1e-4)
+    assert t_critical(35.0) == pytest.approx(2.0300, abs=1e-4) and t_critical(math.inf) == 1.96
+
+
+def test_equal_rules_get_a_definite_verdict_at_most_five_percent_of_the_time() -> None:
+    """Two rules with the same true accuracy, a few seeds each: the test (two-sided, 5 %)
+    says "holds" and "does not hold" each at most 2.5 % of the time. Bound: 2.5 % plus four
+    binomial s.d. of the rate over 20 000 draws (0.11 %); the former rule, a difference beyond
+    one combined s.e.m., said "holds" 18 % of the time at three seeds a side."""
+    import random
+
+    from analogsim.report.paper import HOLDS, NOT_HOLDS, judge, stat
+
+    r, draws = random.Random(0), 20_000
+    limit = 0.025 + 4 * math.sqrt(0.025 * 0.975 / draws)
+    for n in (2, 3, 5):
+        verdicts = [judge(stat([r.gauss(0, 1) for _ in range(n)]),
+                          stat([r.gauss(0, 1) for _ in range(n)])) for _ in range(draws)]
+        assert verdicts.count(HOLDS) / draws <= limit
+        assert verdicts.count(NOT_HOLDS) / draws <= limit
 
 
 def test_report_numbers_are_chosen_on_validation_per_seed(tmp_path: Path) -> None:

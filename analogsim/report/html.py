@@ -67,7 +67,7 @@ def _figures(folder: Path) -> str:
 def claim_checks(run: Run) -> list[dict[str, str]]:
     """DANP against each DNP variant, per profile and baseline, on the per-seed test accuracy
     at the epoch chosen on validation (on test when the run has no validation split), judged
-    against the combined s.e.m. of the seed means; a check that does not hold, between rules
+    by a Welch t-test at 5 % on the seed means (``stats.judge``); a check that does not hold, between rules
     of one baseline, carries the evidence on why (``why.pair_evidence``: η trials, the lead by
     epoch) under ``why``."""
     labels: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -111,8 +111,9 @@ def _claims_html(run: Run) -> str:
                                                 for r in run.records) else
               "on the test split (this run has no validation split: optimistic)")
     return (f"<p>Per seed, the test accuracy at the epoch chosen {chosen}; mean ± s.e.m. over "
-            "seeds. A claim holds only when the difference exceeds the combined s.e.m. "
-            "(with at least three seeds); otherwise it is not resolved at this scale.</p>"
+            "seeds. A claim holds only when a two-sided Welch t-test at 5 % gives the "
+            "difference its claimed sign (it exceeds t times the combined s.e.m.; two seeds a "
+            "side at least); otherwise it is not resolved at this scale.</p>"
             f"<table><thead><tr><th>claim</th><th>evidence</th><th>verdict</th>"
             "<th>why (where it does not hold)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")

@@ -12,9 +12,12 @@ Folders that are missing or incomplete are reported as such; nothing is filled i
 
 Uncertainty: every accuracy or loss compared is a per-seed number (the test metric at the
 epoch chosen on the validation split, or the final one), summarised as the seed mean ± its
-standard error (s.e.m.). A claim *holds* only when the difference exceeds the combined
-s.e.m. of the two sides, *does not hold* when it is that far the other way, and is *not
-resolved at this scale* otherwise (and always with fewer than two seeds a side).
+standard error (s.e.m.). A claim *holds* only when a two-sided Welch t-test at 5 % says the
+difference has the claimed sign (it exceeds t times the combined s.e.m., t at the
+Welch–Satterthwaite degrees of freedom: 2.78 for three seeds a side with equal spreads), *does
+not hold* when it says the opposite sign, and is *not resolved at this scale* otherwise (and
+always with fewer than two seeds a side). Each check is its own test at 5 %: over many checks
+a few verdicts may come out by chance.
 
 ``--img DIR`` writes the figures (copies of the runs' own plots and a few drawn here from the
 records) into DIR and links them relative to ``--out``.
@@ -42,7 +45,6 @@ from analogsim.errors import ScenarioError
 from analogsim.plots import plot_lr_search
 from analogsim.report.stats import (
     HOLDS,
-    MIN_SEEDS,
     NOT_HOLDS,
     UNRESOLVED,
     Record,
@@ -476,28 +478,26 @@ def section_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
             pred = rule_pred(rule, bl)
             res[rule, bl] = (stat(seed_values(run, pred)), cell_info(run, pred))
     (dc, _), (dn, dn_i) = res["danp", "clean"], res["danp", "noisy"]
-    (pc, _), (pn, pn_i) = res["dnp", "clean"], res["dnp", "noisy"]
+    (pc, pc_i), (pn, pn_i) = res["dnp", "clean"], res["dnp", "noisy"]
     if dc.mean is not None and dn.mean is not None:
         v = NOT_HOLDS if dn_i["diverged"] else judge(dn, dc, -NEARLY_AS_WELL_PTS / 100)
         claims.append(Claim(
             f"DANP with a noisy baseline learns nearly as well as with a clean one (test "
-            f"accuracy within {NEARLY_AS_WELL_PTS:g} points beyond the combined s.e.m.)", v,
+            f"accuracy within {NEARLY_AS_WELL_PTS:g} points, by a Welch t-test at 5 %)", v,
             f"clean {dc.text()} %, noisy {dn.text()} %, {dn_i['diverged']} diverged seed(s)"))
     if pc.mean is not None:
-        if pn_i["diverged"] > 0:
+        if pn_i["diverged"] > pc_i["diverged"]:
             v = HOLDS
         elif None in (pn.mean, dc.mean, dn.mean):
             v = "not measured"
         else:
             diff = (pc.mean - pn.mean) - (dc.mean - dn.mean)  # type: ignore[operator]
-            sems = [x.sem for x in (pc, pn, dc, dn)]
-            spread = (math.sqrt(sum(e * e for e in sems)) if None not in sems  # type: ignore[operator]
-                      else None)
-            v = judge_diff(diff, spread, min(x.n for x in (pc, pn, dc, dn)) >= MIN_SEEDS)
+            v = judge_diff(diff, (pc, pn, dc, dn))
         claims.append(Claim(
-            "DNP degrades with a noisy baseline (more than DANP does, or diverges)", v,
-            f"DNP clean {pc.text()} %, noisy {pn.text()} %, {pn_i['diverged']} diverged "
-            f"seed(s); DANP clean {dc.text()} %, noisy {dn.text()} %"))
+            "DNP degrades with a noisy baseline (more than DANP does, or diverges on more "
+            "seeds than with a clean one)", v,
+            f"DNP clean {pc.text()} %, {pc_i['diverged']} diverged seed(s), noisy {pn.text()} "
+            f"%, {pn_i['diverged']} diverged; DANP clean {dc.text()} %, noisy {dn.text()} %"))
     return "\n".join(o for o in out if o) + "\n"
 
 
@@ -517,11 +517,10 @@ def section_hw_noisy_baseline(run: Run, figs: Figures, claims: list[Claim],
         n_ep = run.sc["epochs"]
 
         def ideal_peak(rule: str, bl: str) -> str:
-            c = curve(ideal.records, rule_pred(rule, bl))
-            return pct(peak({e: v for e, v in c.items() if e <= n_ep})[0])
+            return stat(seed_values(ideal, rule_pred(rule, bl), until=n_ep)).text()
 
-        out.append(f"Ideal device, same rules and η, peak test over the first {n_ep} epochs "
-                   "(from the Fig.-4 run above): " + ", ".join(
+        out.append(f"Ideal device, same rules and η, test accuracy at the epoch (≤ {n_ep}) "
+                   "chosen on validation (from the Fig.-4 run above): " + ", ".join(
                        f"{rule.upper()} ({bl}) {ideal_peak(rule, bl)} %"
                        for rule in ("danp", "dnp") for bl in ("clean", "noisy")) + ".\n")
     out.append(figs.copy(run, "learning_curves.png", "DANP vs DNP on analog devices"))
@@ -592,7 +591,7 @@ def section_depth(runs: dict[str, Run], figs: Figures, claims: list[Claim]) -> s
                       for d, _, info in deeper)))
         claims.append(Claim(
             f"{rule.upper()} performs about as well at depth 6 and 9 as at depth 3 (test "
-            f"accuracy within {DEPTH_TOLERANCE_PTS:g} points beyond the combined s.e.m., "
+            f"accuracy within {DEPTH_TOLERANCE_PTS:g} points, by a Welch t-test at 5 %, "
             f"first {common} epochs)",
             all_of(judge(st, ref, -DEPTH_TOLERANCE_PTS / 100) for _, st, _ in deeper),
             f"depth 3 {ref.text()} %; " + "; ".join(f"depth {d} {st.text()} %"
@@ -632,6 +631,12 @@ def _sigma(label: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
+def angle_count(run: Run) -> int:
+    """Networks behind each of ``run``'s pooled angles: the alignment's repeats per seed ×
+    seeds."""
+    return int(run.sc["alignment"]["repeats"]) * len(run.sc.get("seeds") or [0])
+
+
 def alignment_stats(run: Run) -> dict[tuple[str, str, float, int], tuple[float, float]]:
     """(profile, rule, σ, layer) → (mean angle, s.e.m.), seeds pooled."""
     by: dict[tuple[str, str, float, int], list[tuple[float, float]]] = defaultdict(list)
@@ -667,20 +672,23 @@ def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Clai
                f"{run.sc['alignment']['repeats']} fresh networks), σ = 1e-3 (σ² = 1e-6), "
                f"clean baseline:\n\n" + "\n".join(lines) + "\n")
     ok_layers, detail = [], []
+    n_ang = angle_count(run)
     for x in layers:
         a = {r: st.get((prof, r, sig0, x)) for r in ("np", "anp", "inp")}
         if any(v is None for v in a.values()):
             continue
-        inp, anp, np_ = a["inp"], a["anp"], a["np"]
-        # INP < ANP strictly; ANP ≤ NP within the combined s.e.m.
-        ok = inp[0] < anp[0] and anp[0] <= np_[0] + math.hypot(anp[1], np_[1])  # type: ignore[index]
-        ok_layers.append(ok)
-        detail.append(f"layer {x}: INP {inp[0]:.1f}, ANP {anp[0]:.1f}, NP {np_[0]:.1f}"  # type: ignore[index]
-                      + ("" if ok else " ✗"))
+        inp, anp, np_ = (Stat(*a[r], n_ang) for r in ("inp", "anp", "np"))  # type: ignore[misc]
+        # INP < ANP (t-test); ANP ≤ NP: not significantly above it
+        above, over_np = judge(anp, inp), judge(anp, np_)
+        v = (NOT_HOLDS if above == NOT_HOLDS or over_np == HOLDS
+             else HOLDS if above == HOLDS else UNRESOLVED)
+        ok_layers.append(v)
+        detail.append(f"layer {x}: INP {inp.mean:.1f}, ANP {anp.mean:.1f}, NP {np_.mean:.1f}"
+                      + ("" if v == HOLDS else " ✗" if v == NOT_HOLDS else " ?"))
     if ok_layers:
         claims.append(Claim(f"angle ranking {reference()['angle_ranking']} at every layer (Fig. 1; "
-                            "ANP ≤ NP within the combined s.e.m.)", all(ok_layers),
-                            "; ".join(detail)))
+                            "INP below ANP and ANP not above NP by a Welch t-test at 5 %, "
+                            f"{n_ang} networks a rule)", all_of(ok_layers), "; ".join(detail)))
     out.append(figs.draw("alignment_fig1.png", "angles per layer (Fig. 1)",
                          lambda fig: _draw_fig1(fig, st, prof, layers)))
     sigmas = sorted({k[2] for k in st if k[0] == prof})
@@ -760,12 +768,14 @@ def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Clai
                 got = {r: [hst.get((p, r, s_, x)) for x in hl] for r in ("np", "anp", "inp")}
                 if any(v is None for vals in got.values() for v in vals):
                     continue
-                best = all(got["anp"][i][0] < min(got["np"][i][0], got["inp"][i][0])  # type: ignore[index]
-                           for i in range(len(hl)))
+                n_hw = angle_count(hw)
+                best = all_of(all_of(judge(Stat(*got[r][i], n_hw), Stat(*got["anp"][i], n_hw))  # type: ignore[misc]
+                                     for r in ("np", "inp")) for i in range(len(hl)))
                 claims.append(Claim(
                     f"on {p} with σ = {s_:g} (noisy baseline), ANP is the best-aligned rule at "
-                    "every layer — beyond the paper, whose ideal-device ranking has INP first",
-                    best, "; ".join(f"layer {x}: ANP {got['anp'][i][0]:.1f}, INP "  # type: ignore[index]
+                    "every layer (below NP and INP by a Welch t-test at 5 %, "
+                    f"{n_hw} networks a rule) — beyond the paper, whose ideal-device ranking "
+                    "has INP first", best, "; ".join(f"layer {x}: ANP {got['anp'][i][0]:.1f}, INP "  # type: ignore[index]
                                     f"{got['inp'][i][0]:.1f}, NP {got['np'][i][0]:.1f}"  # type: ignore[index]
                                     for i, x in enumerate(hl)), beyond=True))
     return "\n".join(o for o in out if o) + "\n"
@@ -976,9 +986,12 @@ def render(runs: dict[str, Run], figs: Figures, argv: Sequence[str]) -> str:
             "its section and in the table below. Every accuracy is a seed mean ± its standard "
             "error (s.e.m., n seeds): per seed, the test accuracy at the epoch whose "
             "validation accuracy is best (the validation split is carved from the training "
-            "set; the test split chooses nothing). A claim holds only when the difference "
-            "exceeds the combined s.e.m.; otherwise it is \"not resolved at this scale\" "
-            "(always with one seed).\n")]
+            "set; the test split chooses nothing). A claim holds only when a two-sided "
+            "Welch t-test at 5 % gives the difference its claimed sign (it exceeds t times the "
+            "combined s.e.m.; t = 2.78 for three seeds a side with equal spreads), does not hold "
+            "when it gives the opposite sign; otherwise it is \"not resolved at this scale\" "
+            "(always with one seed). Each check is its own test: over many checks a few "
+            "verdicts may come out by chance.\n")]
     scale = [("| experiment | scenario | data (train/validation/test) | epochs | seeds | cells done "
              "(diverged) | cell time | wall time | device, jobs × threads |"),
              "|---|---|---|---|---|---|---|---|---|"]
