@@ -90,6 +90,23 @@ def test_angle_ranking_inp_anp_np_like_fig1() -> None:
     assert mean_anp <= mean_np + 2 * sem
 
 
+def test_alignment_of_a_rule_does_not_depend_on_the_rules_before_it() -> None:
+    """A decorrelated rule attaches R and updates it; the rules after it, and BP's reference
+    of the next repeat, still see the network as it was (ideal device: no read noise, so the
+    angles are the same numbers)."""
+    data = analogsim.data.load("digits", "train")
+    x, t = data.x[:200], data.y[:200]
+
+    def net(rep: int) -> torch.nn.Module:
+        return analogsim.analogize(make_mlp([64, 32, 10], seed=0), "ideal")
+
+    alone = alignment(net, x, t, rules=("np",), repeats=2, new_network_each_repeat=False,
+                      baseline="clean")["np"]
+    after = alignment(net, x, t, rules=("dnp", "np"), repeats=2, new_network_each_repeat=False,
+                      baseline="clean")["np"]
+    assert after.angles == alone.angles
+
+
 def test_decorrelation_whitens_correlated_inputs() -> None:
     """Train R alone on inputs with known strong correlations: |offdiag corr| drops ≥ 10×."""
     g = torch.Generator().manual_seed(0)

@@ -6,8 +6,9 @@ weight updates, on one batch, over repeats with fresh perturbations (mean ± s.e
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -48,6 +49,23 @@ class Alignment:
                 for i in range(self.n_layers)]
 
 
+@contextlib.contextmanager
+def _decorrelators_kept(model: nn.Module) -> Iterator[None]:
+    """Restores every analog layer's decorrelator (none, or its R) as it was before the
+    block."""
+    layers = analog_layers(model)
+    before = [None if layer.decorrelator is None else layer.decorrelator.R.detach().clone()
+              for layer in layers]
+    try:
+        yield
+    finally:
+        for layer, r in zip(layers, before, strict=True):
+            if r is None:
+                layer.decorrelator = None
+            else:
+                layer.decorrelator.R.copy_(r)
+
+
 def _weight_grads(model: nn.Module) -> list[Tensor]:
     return [layer.weight.grad.detach().clone() for layer in analog_layers(model)]  # type: ignore[union-attr]
 
@@ -61,8 +79,10 @@ def alignment(model_factory: Callable[[int], nn.Module], inputs: Tensor, targets
     ``new_network_each_repeat`` each repeat uses a fresh random network (the paper's random
     repeats), else repeat 0's network with fresh perturbations only. BP is computed on the
     same network and batch; on a chip its backward runs through the devices' mean weights
-    (``backward: mean``): the reference is the gradient of the chip's expected response, not
-    one noisy estimate of it. Options (sigma, baseline, …) go to every perturbation rule.
+    (``backward: mean``), but its forward is a noisy read like every rule's, so on a noisy
+    device the reference is one noisy gradient, not that of the chip's expected response.
+    Every rule sees the network as BP did: a decorrelated rule's R (attached and updated by
+    its step) is undone after it. Options (sigma, baseline, …) go to every perturbation rule.
     """
     angles: dict[str, list[list[float]]] = {}
     model = model_factory(0)
@@ -74,7 +94,8 @@ def alignment(model_factory: Callable[[int], nn.Module], inputs: Tensor, targets
         for r in rules:
             spec = r if isinstance(r, RuleSpec) else RuleSpec(name=r, **options)  # type: ignore[arg-type]
             spec = spec.model_copy(update={"seed": spec.seed + 1000 * rep})
-            make(spec).fill_grads(model, inputs, targets)
+            with _decorrelators_kept(model):
+                make(spec).fill_grads(model, inputs, targets)
             got = _weight_grads(model)
             angles.setdefault(spec.name, []).append(
                 [angle_deg(g, b) for g, b in zip(got, ref, strict=True)])
