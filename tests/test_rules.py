@@ -108,7 +108,10 @@ def test_alignment_of_a_rule_does_not_depend_on_the_rules_before_it() -> None:
 
 
 def test_decorrelation_whitens_correlated_inputs() -> None:
-    """Train R alone on inputs with known strong correlations: |offdiag corr| drops ≥ 10×."""
+    """Train R alone on inputs with known strong correlations: mean |offdiag corr| drops
+    ≥ 100× (measured: 0.805 → 0.0015, ~500×; an update that also shrinks the diagonal,
+    R − α·C·R, stops at 0.042, ~19×) and the decorrelated inputs keep their scale (mean
+    variance 6.3 → 1.3 once the common component is gone; that update shrinks it to ~0.06)."""
     g = torch.Generator().manual_seed(0)
     k = 16
     mix = torch.eye(k) + 0.6 * torch.randn(k, k, generator=g) / math.sqrt(k) + 0.5
@@ -126,13 +129,15 @@ def test_decorrelation_whitens_correlated_inputs() -> None:
         rule.fill_grads(net, x[(step % 8) * 500:(step % 8 + 1) * 500], t)
     r = analog_layers(net)[0].decorrelator.R
     after = mean_abs_corr(x @ r.t())
-    assert before > 0.3 and after < before / 10, (before, after)
+    assert before > 0.3 and after < before / 100, (before, after)
+    assert float((x @ r.t()).var(0).mean()) > 0.1 * float(x.var(0).mean())
     assert offdiag_second_moment(x @ r.t()).abs().max() < 0.05 * offdiag_second_moment(x).abs().max()
 
 
 def test_decorrelation_step_is_the_same_update_for_few_samples_and_many() -> None:
-    """The N ≤ K/2 form (x*ᵀ(x* R))/N − diag(mean x*²)·R is R − α·offdiag(C)·R: checked in
-    float64 against the C-first form at both sample counts (agreement to ~1e-12 of |R|)."""
+    """The update is R − α·offdiag(C)·R, C = mean x* x*ᵀ, in both its forms (the N ≤ K/2 one,
+    (x*ᵀ(x* R))/N − diag(mean x*²)·R, and C first): checked in float64 against C written out
+    here, per sample pair of units (agreement to ~1e-12 of |R|)."""
     from analogsim.rules.decorrelation import decorrelation_step
 
     g = torch.Generator().manual_seed(3)
@@ -141,7 +146,8 @@ def test_decorrelation_step_is_the_same_update_for_few_samples_and_many() -> Non
                                                               dtype=torch.float64)
     for n in (20, 32, 33, 500):  # factored form for n ≤ 32, C first above
         x = torch.randn(n, k, generator=g, dtype=torch.float64) @ r
-        want = r - 0.01 * offdiag_second_moment(x) @ r
+        c = torch.einsum("ni,nj->ij", x, x) / n * (1 - torch.eye(k, dtype=torch.float64))
+        want = r - 0.01 * c @ r
         got = decorrelation_step(r, x, 0.01)
         assert torch.allclose(got, want, rtol=0, atol=1e-12 * float(r.abs().max())), n
 
