@@ -65,6 +65,27 @@ def test_validation_split_is_carved_from_train_disjoint_seeded_and_recorded(
     assert (grid.data.n_train, grid.data.n_val, grid.data.n_test) == (160, 40, 100)
 
 
+def test_validation_of_robot_trajectories_takes_whole_trajectories() -> None:
+    """Rows of one robot trajectory are 10 ms apart, near copies of each other: carved at
+    random, validation rows would sit beside training rows of their trajectory and validation
+    would not see overfitting. It takes whole trajectories, seeded, ≥ the fraction's rows."""
+    from analogsim import data
+
+    full = data.load("robot-dynamics", "train", n_train=12_000, n_test=100)
+    assert full.groups is not None and full.groups.unique().numel() == 12
+    train, val = carve_validation(full, 0.1, 3)
+    assert val is not None and train.groups is not None and val.groups is not None
+    assert not set(train.groups.tolist()) & set(val.groups.tolist())
+    assert len(val) == 2000 and len(train) + len(val) == 12_000  # 1200 rows: two trajectories
+    rows = {tuple(r.tolist()) for r in train.x} | {tuple(r.tolist()) for r in val.x}
+    assert len(rows) == 12_000
+    _, again = carve_validation(full, 0.1, 3)
+    _, other = carve_validation(full, 0.1, 4)
+    assert again is not None and other is not None
+    assert torch.equal(again.x, val.x) and not torch.equal(other.groups.unique(),
+                                                           val.groups.unique())
+
+
 def test_lr_search_needs_a_validation_split() -> None:
     data = yaml.safe_load(TINY.read_text())
     data.pop("lr")

@@ -35,6 +35,9 @@ class Dataset:
         target_mean, target_std: for regression targets that were scaled per output,
             ``y_physical = y * target_std + target_mean`` (float32 ``(n_outputs,)``);
             ``None`` when ``y`` is unscaled.
+        groups: int64 ``(N,)`` for sets whose rows come in dependent groups (the rows of one
+            robot trajectory, 10 ms apart): a validation split carved from the training set
+            takes whole groups; ``None`` when rows are independent samples.
     """
 
     name: str
@@ -48,9 +51,13 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     target_mean: torch.Tensor | None = None
     target_std: torch.Tensor | None = None
+    groups: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.x.shape[0]
+        if self.groups is not None and (self.groups.dtype != torch.int64
+                                        or self.groups.shape != (n,)):
+            raise ValueError("groups must be int64 (N,)")
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.x.dtype != torch.float32 or self.y.dtype != torch.float32:
@@ -98,6 +105,7 @@ class Raw:
     image_shape: tuple[int, ...] | None = None
     target_mean: np.ndarray | None = None
     target_std: np.ndarray | None = None
+    groups: np.ndarray | None = None  # int64 (N,): rows of one group are not independent
 
 
 def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -243,4 +243,5 @@ def load(name: str, split: str, root: str | os.PathLike[str] | None = None, *,
         labels=labels, classes=raw.classes, task=task, source=raw.source,
         image_shape=raw.image_shape,
         target_mean=None if raw.target_mean is None else _tensor(raw.target_mean),
-        target_std=None if raw.target_std is None else _tensor(raw.target_std))
+        target_std=None if raw.target_std is None else _tensor(raw.target_std),
+        groups=None if raw.groups is None else _tensor(raw.groups.astype(np.int64, copy=False)))

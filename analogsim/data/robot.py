@@ -45,6 +45,8 @@ N_JOINTS = 7
 GRAVITY = 9.81
 SARCOS_N_TRAIN = 44484
 SARCOS_N_TEST = 4449
+RATE_HZ = 100.0  # sampling rate of the generated trajectories
+DURATION_S = 10.0  # length of one trajectory: 1000 rows
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,17 +254,20 @@ def sample_trajectories(model: ArmModel, g: np.random.Generator, n_rows: int, *,
 
 @functools.lru_cache(maxsize=4)
 def _simulate(seed: int, split: str, n_rows: int, friction: bool, noise_std: float
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled inputs ``(n_rows, 21)`` and torques ``(n_rows, 7)`` of one split (read-only)."""
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffled inputs ``(n_rows, 21)``, torques ``(n_rows, 7)`` and each row's trajectory
+    index ``(n_rows,)`` of one split (read-only)."""
     g = rng(seed, "robot-dynamics", split)
-    q, qd, qdd = sample_trajectories(IIWA_LIKE, g, n_rows)
+    q, qd, qdd = sample_trajectories(IIWA_LIKE, g, n_rows, rate_hz=RATE_HZ,
+                                     duration_s=DURATION_S)
     tau = inverse_dynamics(IIWA_LIKE, q, qd, qdd, friction=friction)
     tau += noise_std * g.standard_normal(tau.shape)
     order = g.permutation(n_rows)
     x, y = np.concatenate([q, qd, qdd], axis=1)[order], tau[order]
-    x.flags.writeable = False
-    y.flags.writeable = False
-    return x, y
+    traj = (np.arange(n_rows) // round(RATE_HZ * DURATION_S))[order]
+    for a in (x, y, traj):
+        a.flags.writeable = False
+    return x, y, traj
 
 
 def robot_dynamics(split: str, seed: int, *, n_train: int = SARCOS_N_TRAIN,
@@ -271,21 +276,23 @@ def robot_dynamics(split: str, seed: int, *, n_train: int = SARCOS_N_TRAIN,
     """Inputs ``[q, q̇, q̈]`` float32 ``(N, 21)`` and torques ``(N, 7)``.
 
     Train and test rows come from independent trajectories (streams of ``seed``), then are
-    shuffled. ``noise_std`` (N·m) adds Gaussian torque noise. With ``scale_targets`` each
+    shuffled; ``groups`` holds each row's trajectory, so that a validation split carved from
+    the train rows takes whole trajectories (rows 10 ms apart are near copies). ``noise_std`` (N·m) adds Gaussian torque noise. With ``scale_targets`` each
     torque is standardised with the train split's mean and std (kept in ``target_mean`` /
     ``target_std``), else ``y`` is in N·m.
     """
     noise = nonnegative("noise_std", noise_std)
     n = positive_int("n_train", n_train) if split == "train" else positive_int("n_test", n_test)
-    x, tau = _simulate(seed, split, n, bool(friction), noise)
+    x, tau, traj = _simulate(seed, split, n, bool(friction), noise)
     source = (f"generated (7-joint iiwa-like arm, recursive Newton-Euler, SARCOS stand-in, "
               f"seed={seed})")
     if not scale_targets:
-        return Raw(x=x.astype(np.float32), targets=tau.astype(np.float32), source=source)
-    _, tau_train = _simulate(seed, "train", positive_int("n_train", n_train), bool(friction),
+        return Raw(x=x.astype(np.float32), targets=tau.astype(np.float32), source=source,
+                   groups=traj)
+    _, tau_train, _ = _simulate(seed, "train", positive_int("n_train", n_train), bool(friction),
                              noise)
     mean, std = tau_train.mean(axis=0), tau_train.std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)
     return Raw(x=x.astype(np.float32), targets=((tau - mean) / std).astype(np.float32),
                source=source, target_mean=mean.astype(np.float32),
-               target_std=std.astype(np.float32))
+               target_std=std.astype(np.float32), groups=traj)

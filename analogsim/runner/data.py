@@ -21,22 +21,33 @@ _CACHE: dict[tuple[str, str, bool], tuple[Dataset, Dataset | None, Dataset]] = {
 
 def _take(ds: Dataset, idx: torch.Tensor, split: str) -> Dataset:
     return dataclasses.replace(ds, x=ds.x[idx], y=ds.y[idx], split=split,
-                               labels=None if ds.labels is None else ds.labels[idx])
+                               labels=None if ds.labels is None else ds.labels[idx],
+                               groups=None if ds.groups is None else ds.groups[idx])
 
 
 def carve_validation(train: Dataset, fraction: float, seed: int
                      ) -> tuple[Dataset, Dataset | None]:
     """(train without the validation samples, validation split): ``round(fraction · N)``
     train samples drawn without replacement (seeded), each part in its original order.
-    ``fraction`` 0 gives (train, None)."""
+    A set with row ``groups`` (robot trajectories) gives whole groups to validation, drawn in
+    a seeded order until they hold ``round(fraction · N)`` rows or more: a validation row
+    never has a neighbour of its trajectory in training. ``fraction`` 0 gives (train, None)."""
     n_val = round(fraction * len(train))
     if fraction == 0:
         return train, None
+    g = torch.Generator().manual_seed(seed)
+    if train.groups is not None and 1 <= n_val < len(train):
+        ids, counts = torch.unique(train.groups, return_counts=True)
+        order = torch.randperm(len(ids), generator=g)
+        taken = int(torch.searchsorted(counts[order].cumsum(0), n_val)) + 1
+        in_val = torch.isin(train.groups, ids[order[:taken]])
+        n_val = int(in_val.sum())
+        perm = torch.cat((in_val.nonzero().flatten(), (~in_val).nonzero().flatten()))
+    else:
+        perm = torch.randperm(len(train), generator=g)
     if not 1 <= n_val < len(train):
         raise DataError(f"dataset.validation = {fraction} leaves no validation or no training "
                         f"samples of the {len(train)} in {train.name} {train.split}")
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(train), generator=g)
     return (_take(train, perm[n_val:].sort().values, train.split),
             _take(train, perm[:n_val].sort().values, "validation"))
 
