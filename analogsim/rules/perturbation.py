@@ -4,7 +4,8 @@ Notation (design.md §6): pass 1 is the baseline (clean, or noisy on hardware), 
 perturbed one; δL_n = L_n⁽²⁾ − L_n⁽¹⁾ per sample; every ΔW uses pass 1's crossbar inputs x*.
 
 - NP:  g_{l,n} = (δL_n/σ²)·ε_{l,n}, ε the rule's own pass-2 perturbation (the pass-1
-  perturbation of a noisy baseline is an unmodelled bias: the paper's point).
+  perturbation of a noisy baseline, independent of it, adds variance, not bias: the paper's
+  point).
 - INP: one extra pass per layer with ε in that layer only;
   g_{l,n} = N_l·δL_{l,n}·v_{l,n}/‖v_{l,n}‖². L + 1 passes.
 - ANP: g_{l,n} = N·δL_n·δa_{l,n}/‖δa_n‖², δa = ã⁽²⁾ − ã⁽¹⁾ the measured pre-activation
