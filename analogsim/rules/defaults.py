@@ -5,9 +5,9 @@ this package's convention — per-sample sum-of-squares loss, updates averaged o
 The paper's NP-family values already fit that convention; its BP values were for a loss summed
 over the batch, so they are multiplied by the batch size (1000) here (design.md §6).
 
-In this convention most Table-2 values diverge within a few steps (7 of 8 on the
-three-hidden-layer net; only INP trains): ``scenarios/paper/table2_lr_*.yaml`` record it and
-``docs/reproduction.md`` shows it. They stay here as the paper's reference, not as defaults.
+In this convention most Table-2 values diverge within a few steps (6 of 8 on the
+three-hidden-layer net, one seed; BP and INP train; 3 of 4 on the single layer):
+``scenarios/paper/table2_lr_*.yaml`` record it and ``docs/reproduction.md`` shows it. They stay here as the paper's reference, not as defaults.
 
 ``PAPER_SCALE_LR``: what the η search chose at the paper's scale here — Fashion-MNIST (54 000
 train / 6 000 validation images), 784-1024-1024-1024-10, batch 1000, ideal profile, clean
