@@ -84,6 +84,10 @@ def test_validation_of_robot_trajectories_takes_whole_trajectories() -> None:
     assert again is not None and other is not None
     assert torch.equal(again.x, val.x) and not torch.equal(other.groups.unique(),
                                                            val.groups.unique())
+    # one trajectory (a tiny set): whole trajectories would leave nothing to train on
+    one = data.load("robot-dynamics", "train", n_train=300, n_test=100)
+    train, val = carve_validation(one, 0.1, 3)
+    assert val is not None and (len(train), len(val)) == (270, 30)
 
 
 def test_lr_search_needs_a_validation_split() -> None:

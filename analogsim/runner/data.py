@@ -31,19 +31,23 @@ def carve_validation(train: Dataset, fraction: float, seed: int
     train samples drawn without replacement (seeded), each part in its original order.
     A set with row ``groups`` (robot trajectories) gives whole groups to validation, drawn in
     a seeded order until they hold ``round(fraction · N)`` rows or more: a validation row
-    never has a neighbour of its trajectory in training. ``fraction`` 0 gives (train, None)."""
+    never has a neighbour of its trajectory in training — unless whole groups would leave no
+    training rows (a set of one trajectory), where rows are drawn as for independent samples.
+    ``fraction`` 0 gives (train, None)."""
     n_val = round(fraction * len(train))
     if fraction == 0:
         return train, None
     g = torch.Generator().manual_seed(seed)
+    perm = None
     if train.groups is not None and 1 <= n_val < len(train):
         ids, counts = torch.unique(train.groups, return_counts=True)
         order = torch.randperm(len(ids), generator=g)
         taken = int(torch.searchsorted(counts[order].cumsum(0), n_val)) + 1
         in_val = torch.isin(train.groups, ids[order[:taken]])
-        n_val = int(in_val.sum())
-        perm = torch.cat((in_val.nonzero().flatten(), (~in_val).nonzero().flatten()))
-    else:
+        if int(in_val.sum()) < len(train):
+            n_val = int(in_val.sum())
+            perm = torch.cat((in_val.nonzero().flatten(), (~in_val).nonzero().flatten()))
+    if perm is None:
         perm = torch.randperm(len(train), generator=g)
     if not 1 <= n_val < len(train):
         raise DataError(f"dataset.validation = {fraction} leaves no validation or no training "
