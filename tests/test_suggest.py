@@ -38,7 +38,8 @@ def test_profile_and_scenario_errors_suggest(tmp_path: Path, capsys) -> None:
                         "seeds: [0]\nepoks: 1\nbatch_size: 10\n")
     assert main(["run", str(scenario), "--out", str(tmp_path / "out")]) == 2
     err_text = capsys.readouterr().err
-    assert "s.yaml: rules.0: Input should be" in err_text and "(got 'dnap'); did you mean 'dnp' or" in err_text
+    assert "s.yaml: rules.0: Input should be" in err_text
+    assert "(got 'dnap'); did you mean 'dnp' or" in err_text
     assert "epoks: unknown field (got 1); did you mean 'epochs'?" in err_text
     assert "Traceback" not in err_text
 

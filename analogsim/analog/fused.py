@@ -445,9 +445,10 @@ class ReadStructure:
 def dac_codes(x: Tensor, c_n: int, c: Tensor, s: ReadStructure, int8: bool,
               sq_dtype: torch.dtype | None) -> tuple[Tensor, Tensor | None, Tensor]:
     """``periphery.encode`` of inputs x (N, C·ci) cut into ``c_n`` crossbar row blocks, one
-    pass (of ``s`` only ``absmax`` and ``dac`` matter): codes u (C, N, ci) — int8 if ``int8`` (exact for codes of ≤ 8 bits), else float32 —,
+    pass: codes u (C, N, ci) — int8 if ``int8`` (exact for codes of ≤ 8 bits), else float32 —,
     u² in ``sq_dtype`` (None: not wanted) and the factor k (C, N, 1). c: ``read_consts``
-    (float32: output-noise variance, ADC top, a/input_bound, b/a, DAC top, input clip)."""
+    (float32: output-noise variance, ADC top, a/input_bound, b/a, DAC top, input clip). Of
+    ``s`` only ``absmax`` and ``dac`` matter."""
     n = x.shape[0]
     xv = x.reshape(n, c_n, -1).transpose(0, 1)
     if s.absmax:

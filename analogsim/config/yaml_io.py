@@ -280,7 +280,7 @@ def format_validation_error(source: str, exc: pydantic.ValidationError,
             path = _display_path(tuple(err["loc"]), data)
             got = err.get("input")
             show = (err["type"] not in ("missing",) and not isinstance(got, dict)
-                    and repr(got) not in str(err["msg"]))  # the message quotes it already
+                    and not (isinstance(got, str) and repr(got) in str(err["msg"])))
             shown_value = f" (got {shown(got)})" if show else ""
             where = f"{path}: " if path else ""
             lines.append(f"{source}: {where}{_message(err)}{shown_value}{_hint(err, model)}")

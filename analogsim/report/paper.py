@@ -769,15 +769,17 @@ def section_alignment(run: Run, hw: Run | None, figs: Figures, claims: list[Clai
                 if any(v is None for vals in got.values() for v in vals):
                     continue
                 n_hw = angle_count(hw)
-                best = all_of(all_of(judge(Stat(*got[r][i], n_hw), Stat(*got["anp"][i], n_hw))  # type: ignore[misc]
-                                     for r in ("np", "inp")) for i in range(len(hl)))
+                ang = {r: [Stat(*c, n_hw) for c in cs] for r, cs in got.items()}  # type: ignore[misc]
+                best = all_of(judge(ang[r][i], ang["anp"][i])
+                              for r in ("np", "inp") for i in range(len(hl)))
                 claims.append(Claim(
                     f"on {p} with σ = {s_:g} (noisy baseline), ANP is the best-aligned rule at "
                     "every layer (below NP and INP by a Welch t-test at 5 %, "
                     f"{n_hw} networks a rule) — beyond the paper, whose ideal-device ranking "
-                    "has INP first", best, "; ".join(f"layer {x}: ANP {got['anp'][i][0]:.1f}, INP "  # type: ignore[index]
-                                    f"{got['inp'][i][0]:.1f}, NP {got['np'][i][0]:.1f}"  # type: ignore[index]
-                                    for i, x in enumerate(hl)), beyond=True))
+                    "has INP first", best, "; ".join(
+                        f"layer {x}: ANP {ang['anp'][i].mean:.1f}, INP "
+                        f"{ang['inp'][i].mean:.1f}, NP {ang['np'][i].mean:.1f}"
+                        for i, x in enumerate(hl)), beyond=True))
     return "\n".join(o for o in out if o) + "\n"
 
 

@@ -233,7 +233,8 @@ def judge_diff(diff: float | None, parts: Sequence[Stat]) -> str:
         return "not measured"
     if any(p.n < MIN_SEEDS or p.sem is None for p in parts):
         return UNRESOLVED
-    bound = t_critical(welch_df(parts)) * math.sqrt(sum(p.sem**2 for p in parts))  # type: ignore[operator]
+    spread = math.sqrt(sum(p.sem**2 for p in parts))  # type: ignore[operator]
+    bound = t_critical(welch_df(parts)) * spread
     return HOLDS if diff > bound else NOT_HOLDS if diff < -bound else UNRESOLVED
 
 

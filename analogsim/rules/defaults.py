@@ -7,7 +7,8 @@ over the batch, so they are multiplied by the batch size (1000) here (design.md 
 
 In this convention most Table-2 values diverge within a few steps (6 of 8 on the
 three-hidden-layer net, one seed; BP and INP train; 3 of 4 on the single layer):
-``scenarios/paper/table2_lr_*.yaml`` record it and ``docs/reproduction.md`` shows it. They stay here as the paper's reference, not as defaults.
+``scenarios/paper/table2_lr_*.yaml`` record it and ``docs/reproduction.md`` shows it. They
+stay here as the paper's reference, not as defaults.
 
 ``PAPER_SCALE_LR``: what the η search chose at the paper's scale here — Fashion-MNIST (54 000
 train / 6 000 validation images), 784-1024-1024-1024-10, batch 1000, ideal profile, clean
