@@ -278,8 +278,9 @@ def robot_dynamics(split: str, seed: int, *, n_train: int = SARCOS_N_TRAIN,
     Train and test rows come from independent trajectories (streams of ``seed``), then are
     shuffled; ``groups`` holds each row's trajectory, so that a validation split carved from
     the train rows takes whole trajectories (rows 10 ms apart are near copies). ``noise_std``
-    (N·m) adds Gaussian torque noise. With ``scale_targets`` each torque is standardised with the train split's mean and std (kept in ``target_mean`` /
-    ``target_std``), else ``y`` is in N·m.
+    (N·m) adds Gaussian torque noise. With ``scale_targets`` each torque is standardised with
+    the train split's mean and std (kept in ``target_mean`` / ``target_std``), else ``y`` is
+    in N·m.
     """
     noise = nonnegative("noise_std", noise_std)
     n = positive_int("n_train", n_train) if split == "train" else positive_int("n_test", n_test)

@@ -68,8 +68,8 @@ def claim_checks(run: Run) -> list[dict[str, str]]:
     """DANP against each DNP variant, per profile and baseline, on the per-seed test accuracy
     at the epoch chosen on validation (on test when the run has no validation split), judged
     by a Welch t-test at 5 % on the seed means (``stats.judge``); a check that does not hold,
-    between rules of one baseline, carries the evidence on why (``why.pair_evidence``: η trials, the lead by
-    epoch) under ``why``."""
+    between rules of one baseline, carries the evidence on why (``why.pair_evidence``: η
+    trials, the lead by epoch) under ``why``."""
     labels: dict[tuple[str, str], set[str]] = defaultdict(set)
     baseline: dict[str, str | None] = {}
     for r in run.records:
